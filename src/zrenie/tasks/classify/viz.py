@@ -1,0 +1,127 @@
+"""Classification pictures and tables for the run report: metrics, confusion matrix, mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from zrenie.errors import ShapeError
+from zrenie.report.html import Section
+from zrenie.report.plots import MAX_ANNOTATED_CLASSES, image_grid, plot_confusion_matrix
+
+CONFUSION_PNG = "confusion_matrix.png"
+MISCLASSIFIED_PNG = "misclassified.png"
+MAX_MISCLASSIFIED = 32
+
+
+def per_class_accuracy(confusion: Tensor | np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class recall ("accuracy of class c") and precision from a confusion matrix.
+
+    Args:
+        confusion: `[C, C]` counts, rows = true class, columns = predicted class.
+
+    Returns:
+        `(accuracy, precision, support)`, each `Tensor[C]`: accuracy = diagonal / row sum,
+        precision = diagonal / column sum, support = row sum. A class with no true samples
+        (or never predicted, for precision) gets NaN, not 0: its accuracy is undefined.
+    """
+    cm = torch.as_tensor(confusion).detach().cpu().double()
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ShapeError(f"confusion matrix must be [C, C], got {list(cm.shape)}")
+    correct = cm.diagonal()
+    support = cm.sum(dim=1)
+    predicted = cm.sum(dim=0)
+    accuracy = torch.where(support > 0, correct / support.clamp(min=1), torch.full_like(correct, float("nan")))
+    precision = torch.where(predicted > 0, correct / predicted.clamp(min=1), torch.full_like(correct, float("nan")))
+    return accuracy, precision, support
+
+
+def _per_class_rows(confusion: Tensor, classes: list[str]) -> list[dict[str, Any]]:
+    accuracy, precision, support = per_class_accuracy(confusion)
+    correct = torch.as_tensor(confusion).detach().cpu().double().diagonal()
+    return [
+        {
+            "class": name,
+            "support": int(support[i]),
+            "correct": int(correct[i]),
+            "accuracy": None if torch.isnan(accuracy[i]) else float(accuracy[i]),
+            "precision": None if torch.isnan(precision[i]) else float(precision[i]),
+        }
+        for i, name in enumerate(classes)
+    ]
+
+
+def _misclassified_section(
+    run_dir: Path,
+    classes: list[str],
+    misclassified: tuple[Tensor, Tensor, Tensor, Tensor],
+) -> Section:
+    """Writes the grid of the most confident mistakes, which say most about what the model confuses."""
+    images, true, pred, confidence = (torch.as_tensor(t).detach().cpu() for t in misclassified)
+    n = images.shape[0]
+    if not (true.shape[0] == pred.shape[0] == confidence.shape[0] == n):
+        raise ShapeError(
+            f"misclassified images, true, pred and confidence must have the same length, got "
+            f"{n}, {true.shape[0]}, {pred.shape[0]}, {confidence.shape[0]}"
+        )
+    title = "Misclassified test images"
+    if n == 0:
+        return Section(title=title, text="No misclassified images.")
+    order = torch.argsort(confidence.float(), descending=True, stable=True)[:MAX_MISCLASSIFIED]
+    captions = [
+        f"true {classes[int(true[i])]} / pred {classes[int(pred[i])]} ({float(confidence[i]):.2f})" for i in order
+    ]
+    image_grid(images[order].float(), captions, Path(run_dir) / MISCLASSIFIED_PNG)
+    return Section(
+        title=title,
+        images=[MISCLASSIFIED_PNG],
+        text=f"{len(order)} of {n} misclassified images, most confident first.",
+    )
+
+
+def classification_sections(
+    run_dir: Path,
+    metrics: dict[str, Any],
+    classes: list[str],
+    confusion: Tensor,
+    misclassified: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+) -> list[Section]:
+    """Writes the classification pictures into a run directory and returns their report sections.
+
+    Args:
+        run_dir: the run directory; `confusion_matrix.png` and `misclassified.png` go there.
+        metrics: test metrics by name (acc1, acc5, loss, ...).
+        classes: C class names, in index order.
+        confusion: `Tensor[C, C]` counts, rows = true class, columns = predicted class.
+        misclassified: `(images [N, C, H, W] in [0, 1], true [N], pred [N], confidence [N])`,
+            or None to leave the section out. At most 32 are shown, most confident first.
+
+    Returns:
+        Sections: test metrics, confusion matrix, per-class accuracy, misclassified images.
+    """
+    run_dir = Path(run_dir)
+    confusion = torch.as_tensor(confusion).detach().cpu()
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.shape[0] != len(classes):
+        raise ShapeError(f"confusion matrix must be [{len(classes)}, {len(classes)}], got {list(confusion.shape)}")
+    plot_confusion_matrix(confusion, classes, run_dir / CONFUSION_PNG, normalize=True)
+    sections = [
+        Section(title="Test metrics", table=dict(metrics)),
+        Section(
+            title="Confusion matrix",
+            images=[CONFUSION_PNG],
+            text="Rows: true class; columns: predicted class. Colour is the fraction of each true class"
+            + ("; cells show counts." if len(classes) <= MAX_ANNOTATED_CLASSES else "."),
+        ),
+        Section(
+            title="Per-class accuracy",
+            table=_per_class_rows(confusion, classes),
+            text="accuracy = correct / support (recall); precision = correct / times predicted.",
+        ),
+    ]
+    if misclassified is not None:
+        sections.append(_misclassified_section(run_dir, classes, misclassified))
+    return sections
