@@ -1,0 +1,5 @@
+import sys
+
+from zrenie.cli import main
+
+sys.exit(main())

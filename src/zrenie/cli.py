@@ -1,0 +1,181 @@
+"""`zrenie TASK VERB [recipe.yaml] key=value ...`: argument grammar only; the work is in `zrenie.api`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+EXAMPLES = """examples:
+  zrenie classify train data=digits model=simple_cnn epochs=15 out=runs/digits
+  zrenie classify train recipes/hw2_cifar10_cnn.yaml data.root=/data/cifar-10-batches-py
+  zrenie classify train resume=runs/digits
+  zrenie classify eval runs/digits
+  zrenie classify predict runs/digits img1.png img2.jpg
+  zrenie list models
+  zrenie imgproc gaussian_blur in.jpg out.png sigma=2
+"""
+TASKS = ("classify",)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zrenie", description="Deep learning for computer vision.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for task in TASKS:
+        tp = sub.add_parser(task, help=f"{task}: train, eval, predict")
+        verbs = tp.add_subparsers(dest="verb", metavar="VERB", required=True)
+        t = verbs.add_parser("train", help="train a model (config keys as key=value)")
+        t.add_argument("args", nargs="*", metavar="[recipe.yaml] key=value",
+                       help="a YAML recipe and/or config overrides, e.g. data=digits epochs=5 optim.lr=0.05")
+        e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split")
+        e.add_argument("run", help="run directory or checkpoint file")
+        e.add_argument("args", nargs="*", metavar="key=value", help="split=test|val|train, tta=true, data.root=...")
+        pr = verbs.add_parser("predict", help="top-k classes of image files")
+        pr.add_argument("run", help="run directory or checkpoint file")
+        pr.add_argument("images", nargs="+", help="image files (any size and mode)")
+        pr.add_argument("--topk", type=int, default=5)
+        pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
+    ls = sub.add_parser("list", help="list models, datasets or recipes")
+    ls.add_argument("what", choices=("models", "datasets", "recipes"))
+    ls.add_argument("pattern", nargs="?", default="*")
+    im = sub.add_parser("imgproc", help="image processing ops (zrenie imgproc list)", add_help=False)
+    im.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("demo", help="train the CNN on the built-in digits and write runs/demo/report.html")
+    return p
+
+
+def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
+    recipe, rest = None, []
+    for arg in args:
+        if "=" not in arg and arg.endswith((".yaml", ".yml")):
+            recipe = arg
+        elif "=" not in arg:
+            from zrenie.errors import ConfigError
+
+            raise ConfigError(f"expected key=value or a .yaml recipe, got {arg!r}")
+        else:
+            rest.append(arg)
+    return recipe, rest
+
+
+def _train(task: str, args: list[str]) -> int:
+    from zrenie.api import train
+    from zrenie.config import parse_overrides
+    from zrenie.engine.logging import console
+
+    recipe, rest = _split_args(args)
+    result = train(task, recipe=recipe, **parse_overrides(rest))
+    if result.get("test") is not None:
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items())
+        console.print(f"test: {shown}", highlight=False, soft_wrap=True)
+    if result.get("report") is not None:
+        console.print(f"report: {result['report']}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _eval(run: str, args: list[str]) -> int:
+    from zrenie.api import evaluate
+    from zrenie.config import parse_overrides
+
+    overrides = parse_overrides(args)
+    split = overrides.pop("split", "test")
+    result = evaluate(run, split=split, **overrides)
+    print(f"{split} ({result['checkpoint']}):")
+    for k, v in result["metrics"].items():
+        print(f"  {k:16s} {v:.4f}")
+    return 0
+
+
+def _predict(run: str, images: list[str], topk: int, json_path: str | None) -> int:
+    from zrenie.api import predict
+
+    results = predict(run, images, topk=topk)
+    text = json.dumps(results, indent=2)
+    if json_path == "-":
+        print(text)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("image", "rank", "class", "probability")
+    for r in results:
+        for i, t in enumerate(r["top"]):
+            table.add_row(r["image"] if i == 0 else "", str(i + 1), t["class"], f"{t['prob']:.4f}")
+    Console().print(table)
+    if json_path:
+        _write_text_atomic(Path(json_path), text)
+        print(f"predictions: {json_path}")
+    return 0
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _list(what: str, pattern: str) -> int:
+    if what == "models":
+        from zrenie.models import list_models
+
+        names = list_models(pattern)
+    elif what == "datasets":
+        from zrenie.data.catalog import list_datasets
+
+        names = list_datasets(pattern)
+    else:
+        names = sorted(str(p) for p in Path("recipes").glob(f"{pattern}.yaml"))
+    print("\n".join(names))
+    return 0
+
+
+def _dispatch(ns: argparse.Namespace) -> int:
+    if ns.command in TASKS:
+        if ns.verb == "train":
+            return _train(ns.command, ns.args)
+        if ns.verb == "eval":
+            return _eval(ns.run, ns.args)
+        return _predict(ns.run, ns.images, ns.topk, ns.json)
+    if ns.command == "list":
+        return _list(ns.what, ns.pattern)
+    if ns.command == "imgproc":
+        from zrenie.imgproc.cli import main as imgproc_main
+
+        return imgproc_main(ns.args)
+    if ns.command == "demo":
+        return _train("classify", ["data=digits", "data.size=16", "epochs=15", "out=runs/demo", "overwrite=true"])
+    _parser().print_help()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from zrenie.errors import ZrenieError
+
+    ns = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from zrenie.engine.trainer import TrainingInterrupted
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
+        try:
+            return _dispatch(ns)
+        except TrainingInterrupted as err:
+            print(str(err), file=sys.stderr)
+            return 130
+        except ZrenieError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

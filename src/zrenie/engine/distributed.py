@@ -1,0 +1,78 @@
+"""torchrun environment, rank helpers and the all-reduce of metric sums.
+
+Launched by `torchrun`, WORLD_SIZE/RANK/LOCAL_RANK are set; NCCL on GPU, gloo on CPU.
+Launched plainly, every helper degrades to the single-process case.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init(device: torch.device) -> None:
+    """Joins the process group once when launched by torchrun."""
+    if not launched_by_torchrun() or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def all_reduce_sum(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Sums each tensor across processes in place (one collective for all of them)."""
+    if not is_distributed() or not state:
+        return state
+    keys = sorted(state)
+    flat = torch.cat([state[k].detach().reshape(-1).double() for k in keys])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for k in keys:
+        n = state[k].numel()
+        state[k].copy_(flat[offset:offset + n].view_as(state[k]).to(state[k].dtype))
+        offset += n
+    return state
+
+
+def broadcast_object(obj):
+    """Rank 0's value of a picklable object, on every rank."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def cleanup() -> None:
+    if is_distributed():
+        dist.destroy_process_group()

@@ -1,0 +1,111 @@
+"""Where training reports go: a rich progress bar, metrics.csv and TensorBoard.
+
+Only the main process logs; the others get a `RunLogger` that does nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+class EpochProgress:
+    """A progress bar over one epoch showing loss, images/s and ETA; silent when disabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and console.is_terminal
+        self.progress = None
+
+    def start(self, description: str, total: int) -> None:
+        if not self.enabled:
+            return
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=console, transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total, info="")
+
+    def update(self, advance: int, info: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=advance, info=info)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+class RunLogger:
+    """metrics.csv (one row per epoch) and TensorBoard scalars/images in the run directory."""
+
+    def __init__(self, run_dir: Path | None, tensorboard: bool, resume: bool):
+        self.run_dir = run_dir
+        self.writer = None
+        if run_dir is None:
+            return
+        self.csv_path = run_dir / "metrics.csv"
+        if not resume and self.csv_path.exists():
+            self.csv_path.unlink()
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=None)
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        if self.run_dir is None:
+            return
+        rows = []
+        if self.csv_path.exists():
+            with self.csv_path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
+        rows.append({k: _fmt(v) for k, v in row.items()})
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        tmp = self.csv_path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(self.csv_path)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, row["epoch"])
+            self.writer.flush()
+
+    def log_images(self, tag: str, images: torch.Tensor, step: int) -> None:
+        """images: Tensor[N, C, H, W], any range; each is min-max scaled for display."""
+        if self.writer is None or images.ndim != 4 or images.shape[1] not in (1, 3):
+            return
+        x = images[:16].detach().float().cpu()
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        self.writer.add_images(tag, (x - lo) / (hi - lo).clamp_min(1e-8), step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+class Throughput:
+    """Images per second over the current epoch."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.count = 0
+
+    def add(self, n: int) -> float:
+        self.count += n
+        return self.count / max(1e-9, time.perf_counter() - self.start)
