@@ -1,0 +1,70 @@
+"""Input validation shared by every imgproc op: one place that turns a bad tensor into a one-line error."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, TypeVar
+
+import torch
+from torch import Tensor
+
+from zrenie.errors import ShapeError
+
+F = TypeVar("F", bound=Callable[..., Tensor])
+
+
+def check_image(image: Tensor, channels: int | tuple[int, ...] | None = None, name: str = "image",
+                min_size: int | tuple[int, int] = 1) -> None:
+    """Raises ShapeError unless `image` is a finite float `(C, H, W)` or `(B, C, H, W)` tensor.
+
+    Args:
+        image: the tensor to check.
+        channels: the allowed channel count(s), or None for any.
+        name: how the error message calls the tensor.
+        min_size: the smallest allowed (H, W), e.g. the kernel size of a filter.
+    """
+    allowed = (channels,) if isinstance(channels, int) else channels
+    c_text = "C" if allowed is None else "|".join(str(c) for c in allowed)
+    expected = f"(B, {c_text}, H, W) or ({c_text}, H, W)"
+    if not isinstance(image, Tensor):
+        raise ShapeError(f"{name}: expected a tensor {expected}, got {type(image).__name__}")
+    if image.dim() not in (3, 4):
+        raise ShapeError(f"{name}: expected {expected}, got shape {tuple(image.shape)}")
+    if allowed is not None and image.shape[-3] not in allowed:
+        raise ShapeError(f"{name}: expected {expected}, got {image.shape[-3]} channels in shape {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ShapeError(f"{name}: expected a float tensor in [0, 1] of shape {expected}, got dtype {image.dtype}"
+                         " (convert uint8 with image.float() / 255)")
+    min_h, min_w = (min_size, min_size) if isinstance(min_size, int) else min_size
+    if image.shape[-2] < min_h or image.shape[-1] < min_w:
+        raise ShapeError(f"{name}: expected at least {min_h}x{min_w} pixels (the kernel size), "
+                         f"got shape {tuple(image.shape)}")
+    if image.numel() and not bool(torch.isfinite(image.detach().sum())):
+        # One reduction instead of an elementwise pass; a NaN or an inf always makes the sum
+        # non-finite. Confirm element-wise, because huge finite values could overflow the sum.
+        if not bool(torch.isfinite(image.detach()).all()):
+            raise ShapeError(f"{name}: contains NaN or infinite values (shape {tuple(image.shape)})")
+
+
+def batched(fn: F) -> F:
+    """Lets an op written for `(B, C, H, W)` also take `(C, H, W)`; the output keeps the input's rank."""
+
+    @functools.wraps(fn)
+    def wrapper(image: Tensor, *args, **kwargs) -> Tensor:
+        if isinstance(image, Tensor) and image.dim() == 3:
+            out = fn(image.unsqueeze(0), *args, **kwargs)
+            return out.squeeze(0)
+        return fn(image, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_kernel_size(kernel_size: int | tuple[int, int], name: str = "kernel_size",
+                      odd: bool = True) -> tuple[int, int]:
+    """Returns `(kh, kw)`; raises ShapeError for non-positive or (when `odd`) even sizes."""
+    ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    if len(ks) != 2 or not all(isinstance(k, int) and k > 0 for k in ks):
+        raise ShapeError(f"{name}: expected a positive int or (kh, kw), got {kernel_size!r}")
+    if odd and not all(k % 2 == 1 for k in ks):
+        raise ShapeError(f"{name}: expected odd sizes so the kernel has a centre, got {kernel_size!r}")
+    return ks  # type: ignore[return-value]

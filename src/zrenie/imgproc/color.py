@@ -1,0 +1,567 @@
+"""Colour spaces, both directions, on float images in [0, 1], batched and differentiable.
+
+Conventions (where OpenCV and scikit-image differ, the choice and the reason are in each docstring):
+
+- Every hue is a fraction of a turn in [0, 1), as scikit-image does, so `hue_shift(0.1)` means the
+  same thing in HSV and HLS. OpenCV's float path uses degrees: `h_opencv = 360 * h_zrenie`.
+- HLS channels are ordered (H, L, S) as in OpenCV and Python's `colorsys`.
+- YCbCr channels are ordered (Y, Cb, Cr) as in ITU-R BT.601 and scikit-image; OpenCV's
+  `COLOR_RGB2YCrCb` swaps the chroma channels.
+- Lab and XYZ decode the sRGB transfer curve first and use the D65 white point.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zrenie.errors import ShapeError
+from zrenie.imgproc._checks import batched, check_image
+
+# Luma weights. BT.601 is what OpenCV, Pillow and torchvision use for "gray"; BT.709 is the HDTV
+# standard that scikit-image's rgb2gray follows (it rounds them to 0.2125, 0.7154, 0.0721).
+LUMA_WEIGHTS = {"bt601": (0.299, 0.587, 0.114), "bt709": (0.2126, 0.7152, 0.0722)}
+
+# sRGB primaries to CIE XYZ, D65 (IEC 61966-2-1); the same matrix as OpenCV and scikit-image.
+_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+# CIE D65 2-degree white (X, Y, Z), the values scikit-image uses; OpenCV's differ in the 5th digit.
+D65_WHITE = (0.95047, 1.0, 1.08883)
+
+
+def _mix(image: Tensor, matrix, offset=None) -> Tensor:
+    """`out[b, o] = sum_c matrix[o][c] * image[b, c] + offset[o]`: a 1x1 convolution, one pass over memory."""
+    weight = torch.as_tensor(matrix, dtype=torch.float64).to(image).view(-1, image.shape[1], 1, 1)
+    bias = None if offset is None else torch.as_tensor(offset, dtype=torch.float64).to(image)
+    return F.conv2d(image, weight, bias)
+
+
+def _check_rgb(image: Tensor, name: str = "image") -> None:
+    check_image(image, channels=3, name=name)
+
+
+@batched
+def rgb_to_grayscale(image: Tensor, standard: str = "bt601") -> Tensor:
+    """Luma of an RGB image.
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+        standard: "bt601" (0.299, 0.587, 0.114), as OpenCV and torchvision, or "bt709"
+            (0.2126, 0.7152, 0.0722), as scikit-image's rgb2gray.
+
+    Returns:
+        Tensor[B, 1, H, W].
+    """
+    _check_rgb(image)
+    if standard not in LUMA_WEIGHTS:
+        raise ShapeError(f"standard: expected one of {sorted(LUMA_WEIGHTS)}, got {standard!r}")
+    return _mix(image, LUMA_WEIGHTS[standard])
+
+
+@batched
+def grayscale_to_rgb(image: Tensor) -> Tensor:
+    """Tensor[B, 1, H, W] -> Tensor[B, 3, H, W] by repeating the channel."""
+    check_image(image, channels=1)
+    return image.expand(-1, 3, -1, -1).contiguous()
+
+
+@batched
+def rgb_to_bgr(image: Tensor) -> Tensor:
+    """Tensor[B, 3, H, W] with the channel order reversed (OpenCV's native order)."""
+    _check_rgb(image)
+    return image.flip(-3)
+
+
+bgr_to_rgb = rgb_to_bgr
+
+
+def _hue_max_min(image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Hue in [0, 1) (0 where the pixel is gray), max and min over channels of Tensor[B, 3, H, W]."""
+    r, g, b = image.unbind(-3)
+    maxc, argmax = image.max(-3)
+    minc = image.min(-3).values
+    delta = maxc - minc
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    # Piecewise hue as in Smith (1978) and OpenCV: the sector follows the largest channel.
+    h = torch.where(argmax == 0, (g - b) / safe, torch.where(argmax == 1, (b - r) / safe + 2, (r - g) / safe + 4))
+    h = torch.where(delta > 0, torch.remainder(h / 6, 1.0), torch.zeros_like(h))
+    return h, maxc, minc
+
+
+@batched
+def rgb_to_hsv(image: Tensor) -> Tensor:
+    """RGB -> HSV with every channel in [0, 1]: hue as a fraction of a turn, as scikit-image.
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+
+    Returns:
+        Tensor[B, 3, H, W] (H, S, V); multiply H by 360 to get OpenCV's float convention.
+    """
+    _check_rgb(image)
+    h, v, minc = _hue_max_min(image)
+    s = torch.where(v > 0, (v - minc) / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
+    return torch.stack((h, s, v), -3)
+
+
+@batched
+def hsv_to_rgb(image: Tensor) -> Tensor:
+    """HSV (all channels in [0, 1]) -> RGB.
+
+    Args:
+        image: Tensor[B, 3, H, W] (H, S, V).
+
+    Returns:
+        Tensor[B, 3, H, W] in [0, 1].
+    """
+    check_image(image, channels=3)
+    h, s, v = image[:, 0:1], image[:, 1:2], image[:, 2:3]
+    # Branch-free form f(n) = V - V S max(0, min(k, 4 - k, 1)), k = (n + 6H) mod 6, n = 5, 3, 1
+    # (Wikipedia, "HSV to RGB alternative"): no sector gather, so one set of ops covers all pixels.
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    k = torch.remainder(n + h * 6, 6)
+    return v - v * s * torch.minimum(k, 4 - k).clamp(0, 1)
+
+
+@batched
+def rgb_to_hls(image: Tensor) -> Tensor:
+    """RGB -> HLS, channels ordered (H, L, S) as in OpenCV and colorsys, all in [0, 1].
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+
+    Returns:
+        Tensor[B, 3, H, W] (H, L, S); multiply H by 360 to get OpenCV's float convention.
+    """
+    _check_rgb(image)
+    h, maxc, minc = _hue_max_min(image)
+    total, delta = maxc + minc, maxc - minc
+    lightness = total / 2
+    denom = torch.where(lightness <= 0.5, total, 2 - total)
+    s = torch.where(delta > 0, delta / torch.where(delta > 0, denom, torch.ones_like(denom)), torch.zeros_like(delta))
+    return torch.stack((h, lightness, s), -3)
+
+
+@batched
+def hls_to_rgb(image: Tensor) -> Tensor:
+    """HLS (H, L, S, all in [0, 1]) -> RGB.
+
+    Args:
+        image: Tensor[B, 3, H, W] (H, L, S).
+
+    Returns:
+        Tensor[B, 3, H, W] in [0, 1].
+    """
+    check_image(image, channels=3)
+    h, lightness, s = image[:, 0:1], image[:, 1:2], image[:, 2:3]
+    # Branch-free form f(n) = L - a max(-1, min(k - 3, 9 - k, 1)), a = S min(L, 1 - L),
+    # k = (n + 12H) mod 12, n = 0, 8, 4 (Wikipedia, "HSL to RGB alternative").
+    n = torch.tensor([0.0, 8.0, 4.0], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    k = torch.remainder(n + h * 12, 12)
+    a = s * torch.minimum(lightness, 1 - lightness)
+    return lightness - a * torch.minimum(k - 3, 9 - k).clamp(-1, 1)
+
+
+@batched
+def rgb_to_linear_rgb(image: Tensor) -> Tensor:
+    """Decodes the sRGB transfer curve (IEC 61966-2-1): Tensor[B, C, H, W] -> linear light."""
+    check_image(image)
+    # The clamp keeps the unused branch of torch.where finite, so gradients stay finite too.
+    curve = ((image.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4
+    return torch.where(image > 0.04045, curve, image / 12.92)
+
+
+@batched
+def linear_rgb_to_rgb(image: Tensor) -> Tensor:
+    """Encodes linear light with the sRGB transfer curve: Tensor[B, C, H, W] -> sRGB."""
+    check_image(image)
+    curve = 1.055 * image.clamp_min(0.0031308) ** (1 / 2.4) - 0.055
+    return torch.where(image > 0.0031308, curve, image * 12.92)
+
+
+@batched
+def rgb_to_xyz(image: Tensor) -> Tensor:
+    """sRGB -> CIE XYZ (D65), Y of white = 1.
+
+    OpenCV's `COLOR_RGB2XYZ` applies the matrix to the sRGB values as they are; scikit-image's
+    rgb2xyz first decodes the sRGB curve. zrenie follows scikit-image, because XYZ is defined on
+    linear light (CIE 15), and it keeps `rgb_to_lab == xyz_to_lab(rgb_to_xyz)` true, which
+    OpenCV's own Lab (that does decode the curve) is not with its XYZ.
+
+    Args:
+        image: Tensor[B, 3, H, W] sRGB in [0, 1].
+
+    Returns:
+        Tensor[B, 3, H, W] (X, Y, Z).
+    """
+    _check_rgb(image)
+    return _mix(rgb_to_linear_rgb(image), _RGB_TO_XYZ)
+
+
+@batched
+def xyz_to_rgb(image: Tensor, clip: bool = True) -> Tensor:
+    """CIE XYZ (D65) -> sRGB; the inverse of `rgb_to_xyz`.
+
+    Args:
+        image: Tensor[B, 3, H, W] (X, Y, Z).
+        clip: clamp out-of-gamut colours to [0, 1], as scikit-image's xyz2rgb does.
+
+    Returns:
+        Tensor[B, 3, H, W] sRGB.
+    """
+    check_image(image, channels=3)
+    inverse = torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64))
+    rgb = linear_rgb_to_rgb(_mix(image, inverse))
+    return rgb.clamp(0, 1) if clip else rgb
+
+
+_LAB_EPS = (6 / 29) ** 3  # CIE 15: below this, f(t) is the linear segment
+
+
+def _lab_f(t: Tensor) -> Tensor:
+    return torch.where(t > _LAB_EPS, t.clamp_min(_LAB_EPS) ** (1 / 3), t / (3 * (6 / 29) ** 2) + 4 / 29)
+
+
+def _lab_f_inv(t: Tensor) -> Tensor:
+    return torch.where(t > 6 / 29, t**3, 3 * (6 / 29) ** 2 * (t - 4 / 29))
+
+
+@batched
+def rgb_to_lab(image: Tensor) -> Tensor:
+    """sRGB -> CIE L*a*b* (D65 white, sRGB curve decoded), as scikit-image's rgb2lab.
+
+    Args:
+        image: Tensor[B, 3, H, W] sRGB in [0, 1].
+
+    Returns:
+        Tensor[B, 3, H, W]: L in [0, 100], a and b roughly in [-128, 127] (OpenCV's float path).
+    """
+    _check_rgb(image)
+    white = torch.tensor(D65_WHITE, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    f = _lab_f(rgb_to_xyz(image) / white)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack((116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)), -3)
+
+
+@batched
+def lab_to_rgb(image: Tensor, clip: bool = True) -> Tensor:
+    """CIE L*a*b* (D65) -> sRGB; the inverse of `rgb_to_lab`.
+
+    Args:
+        image: Tensor[B, 3, H, W] (L, a, b).
+        clip: clamp out-of-gamut colours to [0, 1], as scikit-image's lab2rgb does.
+
+    Returns:
+        Tensor[B, 3, H, W] sRGB.
+    """
+    check_image(image, channels=3)
+    lightness, a, b = image.unbind(-3)
+    fy = (lightness + 16) / 116
+    f = torch.stack((fy + a / 500, fy, fy - b / 200), -3)
+    white = torch.tensor(D65_WHITE, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return xyz_to_rgb(_lab_f_inv(f) * white, clip=clip)
+
+
+def _ycbcr_matrix(color_range: str) -> tuple[Tensor, Tensor]:
+    """(matrix, offset) of RGB -> YCbCr in BT.601, scaled for [0, 1] values."""
+    kr, kb = 0.299, 0.114
+    kg = 1 - kr - kb
+    full = torch.tensor([[kr, kg, kb],
+                         [-0.5 * kr / (1 - kb), -0.5 * kg / (1 - kb), 0.5],
+                         [0.5, -0.5 * kg / (1 - kr), -0.5 * kb / (1 - kr)]], dtype=torch.float64)
+    if color_range == "full":  # JPEG / ITU-T T.871: Y, Cb, Cr all span [0, 1]
+        return full, torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64)
+    if color_range == "studio":  # BT.601 studio swing: Y in [16, 235] / 255, chroma in [16, 240] / 255
+        scale = torch.tensor([219.0, 224.0, 224.0], dtype=torch.float64).view(3, 1) / 255
+        return full * scale, torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255
+    raise ShapeError(f"color_range: expected 'full' or 'studio', got {color_range!r}")
+
+
+@batched
+def rgb_to_ycbcr(image: Tensor, color_range: str = "full") -> Tensor:
+    """RGB -> YCbCr with BT.601 weights.
+
+    "full" is the JPEG convention, OpenCV's `COLOR_RGB2YCrCb` (with Cb and Cr swapped back);
+    "studio" is the broadcast convention, scikit-image's rgb2ycbcr divided by 255.
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+        color_range: "full" or "studio".
+
+    Returns:
+        Tensor[B, 3, H, W] (Y, Cb, Cr).
+    """
+    _check_rgb(image)
+    matrix, offset = _ycbcr_matrix(color_range)
+    return _mix(image, matrix, offset)
+
+
+@batched
+def ycbcr_to_rgb(image: Tensor, color_range: str = "full") -> Tensor:
+    """YCbCr (BT.601, "full" or "studio" range) -> RGB; the inverse of `rgb_to_ycbcr`.
+
+    Args:
+        image: Tensor[B, 3, H, W] (Y, Cb, Cr).
+        color_range: "full" or "studio".
+
+    Returns:
+        Tensor[B, 3, H, W], not clipped.
+    """
+    check_image(image, channels=3)
+    matrix, offset = _ycbcr_matrix(color_range)
+    inverse = torch.linalg.inv(matrix)
+    return _mix(image, inverse, -(inverse @ offset))
+
+
+def _blend(image: Tensor, other: Tensor, factor: float) -> Tensor:
+    """`factor * image + (1 - factor) * other`, clamped to [0, 1] (PIL's ImageEnhance, torchvision)."""
+    return (other + factor * (image - other)).clamp(0, 1)
+
+
+def _gray_like(image: Tensor) -> Tensor:
+    """BT.601 luma of Tensor[B, 3, H, W], or the image itself when it has one channel."""
+    return image if image.shape[1] == 1 else rgb_to_grayscale(image)
+
+
+@batched
+def adjust_brightness(image: Tensor, factor: float) -> Tensor:
+    """Scales intensities by `factor` and clamps: 0 gives black, 1 the original (PIL, torchvision).
+
+    Args:
+        image: Tensor[B, C, H, W] in [0, 1].
+        factor: a non-negative multiplier.
+    """
+    check_image(image)
+    return (image * factor).clamp(0, 1)
+
+
+@batched
+def adjust_contrast(image: Tensor, factor: float) -> Tensor:
+    """Blends with the image's mean gray level: 0 gives flat gray, 1 the original (PIL, torchvision).
+
+    Args:
+        image: Tensor[B, 1 or 3, H, W] in [0, 1].
+        factor: a non-negative blend factor.
+    """
+    check_image(image, channels=(1, 3))
+    mean = _gray_like(image).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(image, mean, factor)
+
+
+@batched
+def adjust_saturation(image: Tensor, factor: float) -> Tensor:
+    """Blends with the BT.601 grayscale: 0 gives gray, 1 the original (PIL, torchvision).
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+        factor: a non-negative blend factor.
+    """
+    _check_rgb(image)
+    return _blend(image, rgb_to_grayscale(image), factor)
+
+
+@batched
+def hue_shift(image: Tensor, shift: float) -> Tensor:
+    """Rotates the hue channel of an HSV or HLS image by `shift` turns (wrapping around).
+
+    Args:
+        image: Tensor[B, 3, H, W] whose first channel is hue in [0, 1), e.g. from `rgb_to_hsv`.
+        shift: a fraction of a turn; 0.5 maps every hue to its complement.
+    """
+    check_image(image, channels=3)
+    return torch.cat((torch.remainder(image[:, :1] + shift, 1.0), image[:, 1:]), 1)
+
+
+@batched
+def adjust_hue(image: Tensor, shift: float) -> Tensor:
+    """Rotates the hue of an RGB image by `shift` turns in [-0.5, 0.5] (torchvision's adjust_hue).
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+        shift: a fraction of a turn.
+    """
+    _check_rgb(image)
+    return hsv_to_rgb(hue_shift(rgb_to_hsv(image), shift))
+
+
+@batched
+def adjust_gamma(image: Tensor, gamma: float, gain: float = 1.0) -> Tensor:
+    """`gain * image ** gamma`, clamped to [0, 1] (scikit-image's adjust_gamma, torchvision).
+
+    Args:
+        image: Tensor[B, C, H, W] in [0, 1].
+        gamma: the exponent; below 1 brightens the shadows.
+        gain: a multiplier applied after the power.
+    """
+    check_image(image)
+    if gamma < 0:
+        raise ShapeError(f"gamma: expected a non-negative exponent, got {gamma}")
+    return (gain * image.clamp_min(0) ** gamma).clamp(0, 1)
+
+
+# The sepia matrix Microsoft published for its photo filters, used by most image editors.
+_SEPIA = ((0.393, 0.769, 0.189), (0.349, 0.686, 0.168), (0.272, 0.534, 0.131))
+
+
+@batched
+def sepia(image: Tensor) -> Tensor:
+    """The classic sepia tone: a fixed channel mix, clamped to [0, 1].
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+    """
+    _check_rgb(image)
+    return _mix(image, _SEPIA).clamp(0, 1)
+
+
+@batched
+def invert(image: Tensor) -> Tensor:
+    """`1 - image`: the photographic negative of Tensor[B, C, H, W] in [0, 1]."""
+    check_image(image)
+    return 1 - image
+
+
+@batched
+def white_balance_gray_world(image: Tensor) -> Tensor:
+    """Gray-world white balance (Buchsbaum 1980): scales each channel so its mean equals the gray mean.
+
+    Args:
+        image: Tensor[B, 3, H, W] in [0, 1].
+
+    Returns:
+        Tensor[B, 3, H, W], clamped to [0, 1].
+    """
+    _check_rgb(image)
+    means = image.mean(dim=(-2, -1), keepdim=True)  # (B, 3, 1, 1)
+    gain = means.mean(dim=1, keepdim=True) / means.clamp_min(1e-6)
+    return (image * gain).clamp(0, 1)
+
+
+class RgbToGrayscale(nn.Module):
+    """Module form of `rgb_to_grayscale`."""
+
+    def __init__(self, standard: str = "bt601") -> None:
+        super().__init__()
+        self.standard = standard
+
+    def forward(self, image: Tensor) -> Tensor:
+        return rgb_to_grayscale(image, self.standard)
+
+
+class _Stateless(nn.Module):
+    """Module around an op that takes only the image; subclasses name the op."""
+
+    op = staticmethod(lambda image: image)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return type(self).op(image)
+
+
+class RgbToHsv(_Stateless):
+    op = staticmethod(rgb_to_hsv)
+
+
+class HsvToRgb(_Stateless):
+    op = staticmethod(hsv_to_rgb)
+
+
+class RgbToHls(_Stateless):
+    op = staticmethod(rgb_to_hls)
+
+
+class HlsToRgb(_Stateless):
+    op = staticmethod(hls_to_rgb)
+
+
+class RgbToLab(_Stateless):
+    op = staticmethod(rgb_to_lab)
+
+
+class LabToRgb(_Stateless):
+    op = staticmethod(lab_to_rgb)
+
+
+class RgbToXyz(_Stateless):
+    op = staticmethod(rgb_to_xyz)
+
+
+class XyzToRgb(_Stateless):
+    op = staticmethod(xyz_to_rgb)
+
+
+class RgbToBgr(_Stateless):
+    op = staticmethod(rgb_to_bgr)
+
+
+class RgbToYcbcr(nn.Module):
+    """Module form of `rgb_to_ycbcr`."""
+
+    def __init__(self, color_range: str = "full") -> None:
+        super().__init__()
+        self.color_range = color_range
+
+    def forward(self, image: Tensor) -> Tensor:
+        return rgb_to_ycbcr(image, self.color_range)
+
+
+class YcbcrToRgb(RgbToYcbcr):
+    """Module form of `ycbcr_to_rgb`."""
+
+    def forward(self, image: Tensor) -> Tensor:
+        return ycbcr_to_rgb(image, self.color_range)
+
+
+class Sepia(_Stateless):
+    op = staticmethod(sepia)
+
+
+class Invert(_Stateless):
+    op = staticmethod(invert)
+
+
+class WhiteBalanceGrayWorld(_Stateless):
+    op = staticmethod(white_balance_gray_world)
+
+
+class AdjustGamma(nn.Module):
+    """Module form of `adjust_gamma`."""
+
+    def __init__(self, gamma: float, gain: float = 1.0) -> None:
+        super().__init__()
+        self.gamma, self.gain = gamma, gain
+
+    def forward(self, image: Tensor) -> Tensor:
+        return adjust_gamma(image, self.gamma, self.gain)
+
+
+class _FactorOp(nn.Module):
+    """Module around an op that takes the image and one number; subclasses name the op."""
+
+    op = staticmethod(lambda image, factor: image)
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, image: Tensor) -> Tensor:
+        return type(self).op(image, self.factor)
+
+
+class AdjustBrightness(_FactorOp):
+    op = staticmethod(adjust_brightness)
+
+
+class AdjustContrast(_FactorOp):
+    op = staticmethod(adjust_contrast)
+
+
+class AdjustSaturation(_FactorOp):
+    op = staticmethod(adjust_saturation)
+
+
+class AdjustHue(_FactorOp):
+    op = staticmethod(adjust_hue)
+
+
+class HueShift(_FactorOp):
+    op = staticmethod(hue_shift)
