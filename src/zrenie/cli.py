@@ -78,23 +78,23 @@ def _train(task: str, args: list[str]) -> int:
     return 0
 
 
-def _eval(run: str, args: list[str]) -> int:
+def _eval(task: str, run: str, args: list[str]) -> int:
     from zrenie.api import evaluate
     from zrenie.config import parse_overrides
 
     overrides = parse_overrides(args)
     split = overrides.pop("split", "test")
-    result = evaluate(run, split=split, **overrides)
+    result = evaluate(run, split=split, task=task, **overrides)
     print(f"{split} ({result['checkpoint']}):")
     for k, v in result["metrics"].items():
         print(f"  {k:16s} {v:.4f}")
     return 0
 
 
-def _predict(run: str, images: list[str], topk: int, json_path: str | None) -> int:
+def _predict(task: str, run: str, images: list[str], topk: int, json_path: str | None) -> int:
     from zrenie.api import predict
 
-    results = predict(run, images, topk=topk)
+    results = predict(run, images, topk=topk, task=task)
     text = json.dumps(results, indent=2)
     if json_path == "-":
         print(text)
@@ -141,8 +141,8 @@ def _dispatch(ns: argparse.Namespace) -> int:
         if ns.verb == "train":
             return _train(ns.command, ns.args)
         if ns.verb == "eval":
-            return _eval(ns.run, ns.args)
-        return _predict(ns.run, ns.images, ns.topk, ns.json)
+            return _eval(ns.command, ns.run, ns.args)
+        return _predict(ns.command, ns.run, ns.images, ns.topk, ns.json)
     if ns.command == "list":
         return _list(ns.what, ns.pattern)
     if ns.command == "imgproc":

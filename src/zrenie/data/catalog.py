@@ -21,11 +21,7 @@ def _import_all() -> None:
     import importlib
 
     for name in _MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:  # a real missing dependency, not a module still to be written
-                raise
+        importlib.import_module(name)
 
 
 def open_splits(cfg: DataConfig) -> DatasetSplits:

@@ -29,7 +29,7 @@ def read_image(path: str | Path, channels: int | None = 3) -> Tensor:
             im.load()
             mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("L", "I;16", "I", "1") else "RGB")
             im = im.convert(mode)
-            array = np.asarray(im)
+            array = np.array(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"not a readable image: {path} ({type(err).__name__})") from None
     if array.ndim == 2:

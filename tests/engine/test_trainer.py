@@ -1,0 +1,98 @@
+"""The loop's promises: exact resume, reproducibility, clean stops on Ctrl-C and on NaN."""
+
+import csv
+
+import pytest
+import torch
+
+import zrenie
+from zrenie.engine.checkpoint import load_checkpoint
+from zrenie.engine.trainer import NonFiniteLossError, TrainingInterrupted
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k not in ("time", "train/images_per_s")} for r in csv.DictReader(f)]
+
+
+def test_same_seed_gives_identical_metrics(tiny):
+    a = zrenie.train("classify", **tiny("a"))
+    b = zrenie.train("classify", **tiny("b"))
+    assert _rows(a["run_dir"]) == _rows(b["run_dir"])
+    assert a["test"] == b["test"]
+    c = zrenie.train("classify", **tiny("c", seed=1))
+    assert _rows(c["run_dir"]) != _rows(a["run_dir"])
+
+
+@pytest.mark.parametrize("stop_at", [(0, 5), (1, 0)], ids=["mid-epoch", "epoch-boundary"])
+def test_interrupted_run_resumes_to_the_same_metrics(tiny, stop_at):
+    """Ctrl-C (simulated by a callback) saves last.pt; resume= ends where an uninterrupted run ends."""
+    overrides = tiny("ref", epochs=3, ema=0.9)
+    reference = zrenie.train("classify", **overrides)
+
+    def interrupt(info):
+        if (info["epoch"], info["batch"]) == (stop_at[0], stop_at[1] or 1) and stop_at[1]:
+            raise KeyboardInterrupt
+        if not stop_at[1] and info["epoch"] == stop_at[0] and info["batch"] == 1:
+            raise KeyboardInterrupt
+
+    run = tiny("cut", epochs=3, ema=0.9)
+    with pytest.raises(TrainingInterrupted, match="resume="):
+        zrenie.train("classify", callbacks=[interrupt], **run)
+    state = load_checkpoint(f"{run['out']}/last.pt")
+    assert state["epoch"] == stop_at[0]
+    resumed = zrenie.train("classify", resume=run["out"], progress=False)
+    assert _rows(resumed["run_dir"]) == _rows(reference["run_dir"])
+    assert resumed["test"] == reference["test"]
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tiny):
+    overrides = tiny("nan", epochs=3)
+    zrenie.train("classify", **{**overrides, "epochs": 1})
+    good = load_checkpoint(f"{overrides['out']}/last.pt")
+
+    def poison(info):
+        if info["epoch"] == 1 and info["batch"] == 2:
+            with torch.no_grad():
+                for p in trainer_params:
+                    p.fill_(float("nan"))
+
+    # Resume the one-epoch run for two more epochs, then poison the weights mid-epoch.
+    import zrenie.engine.trainer as trainer_mod
+
+    trainer_params = []
+    original = trainer_mod.Trainer.__init__
+
+    def capture(self, model, *args, **kwargs):
+        original(self, model, *args, **kwargs)
+        trainer_params.extend(model.parameters())
+
+    trainer_mod.Trainer.__init__ = capture
+    try:
+        with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2.*last good checkpoint"):
+            zrenie.train("classify", resume=overrides["out"], epochs=3, callbacks=[poison], progress=False)
+    finally:
+        trainer_mod.Trainer.__init__ = original
+    kept = load_checkpoint(f"{overrides['out']}/last.pt")
+    assert kept["epoch"] == good["epoch"] == 1
+    assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+
+
+def test_run_directory_files_and_checkpoint_contents(tiny):
+    result = zrenie.train("classify", **tiny("files", tensorboard=True, report=True))
+    run_dir = result["run_dir"]
+    for name in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "report.html", "learning_curves.png",
+                 "confusion_matrix.png"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    # Plain data only: loads with weights_only=True.
+    state = torch.load(run_dir / "best.pt", weights_only=True)
+    assert state["task"] == "classify" and state["meta"]["classes"] == [str(i) for i in range(10)]
+    assert {"model", "optimizer", "scheduler", "scaler", "rng", "config", "epoch"} <= set(state)
+    assert result["test"]["acc1"] > 0.5
+
+
+def test_evaluate_reproduces_the_test_metrics(tiny):
+    result = zrenie.train("classify", **tiny("ev"))
+    again = zrenie.evaluate(result["run_dir"])
+    assert again["metrics"] == pytest.approx(result["test"])

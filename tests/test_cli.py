@@ -1,0 +1,119 @@
+"""The CLI end to end on tiny runs, and every bad input as one line with exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zrenie.cli import main
+
+TINY = ["data=digits", "data.batch_size=64", "model.width=8", "epochs=1", "progress=false", "tensorboard=false"]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "zrenie", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "digits"
+    assert main(["classify", "train", *TINY, f"out={out}"]) == 0
+    return out
+
+
+def test_train_writes_run_and_report(trained, capsys):
+    assert (trained / "report.html").is_file() and (trained / "best.pt").is_file()
+    assert "epochs: 1" in (trained / "config.yaml").read_text()
+
+
+def test_eval_prints_test_metrics(trained, capsys):
+    assert main(["classify", "eval", str(trained)]) == 0
+    out = capsys.readouterr().out
+    assert "acc1" in out and "acc5" in out
+
+
+def test_predict_table_and_json(trained, tmp_path, capsys):
+    rgb = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(rgb)
+    gray = tmp_path / "g.png"
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(gray)
+    out_json = tmp_path / "pred.json"
+    assert main(["classify", "predict", str(trained), str(rgb), str(gray), "--json", str(out_json)]) == 0
+    preds = json.loads(out_json.read_text())
+    assert [len(p["top"]) for p in preds] == [5, 5]
+    for p in preds:
+        probs = [t["prob"] for t in p["top"]]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1 + 1e-6
+    assert "probability" in capsys.readouterr().out
+
+
+def test_list_commands(capsys):
+    assert main(["list", "models"]) == 0
+    assert {"simple_cnn", "resnet_cifar"} <= set(capsys.readouterr().out.split())
+    assert main(["list", "datasets"]) == 0
+    assert {"digits", "shapes", "cifar10", "mnist", "image_folder"} <= set(capsys.readouterr().out.split())
+
+
+def test_python_dash_m_and_help():
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "zrenie classify train" in proc.stdout
+
+
+def _assert_one_line_error(proc, pattern):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert pattern in lines[0]
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["epochz=3"], "unknown config key 'epochz'"),
+    (["epochs=three"], "config key 'epochs': expected int"),
+    (["data=cifar10", "data.root=/nonexistent/cifar"], "/nonexistent/cifar does not exist"),
+    (["data=image_folder"], "needs data.root"),
+    (["model=no_such_net"], "unknown model 'no_such_net'"),
+])
+def test_bad_train_input(tmp_path, args, pattern):
+    proc = run_cli("classify", "train", *TINY, f"out={tmp_path / 'r'}", *args)
+    _assert_one_line_error(proc, pattern)
+
+
+def test_existing_run_directory_is_refused_and_untouched(trained):
+    before = (trained / "best.pt").read_bytes()
+    proc = run_cli("classify", "train", *TINY, f"out={trained}")
+    _assert_one_line_error(proc, "already holds a run")
+    assert (trained / "best.pt").read_bytes() == before
+
+
+def test_predict_on_non_image(trained, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    _assert_one_line_error(run_cli("classify", "predict", str(trained), str(text)), "not a readable image")
+    _assert_one_line_error(run_cli("classify", "predict", str(trained), str(tmp_path / "missing.png")),
+                           "image not found")
+
+
+def test_checkpoint_of_another_task_or_model(trained, tmp_path):
+    state = torch.load(trained / "best.pt", weights_only=True)
+    state["task"] = "detect"
+    other = tmp_path / "other.pt"
+    torch.save(state, other)
+    _assert_one_line_error(run_cli("classify", "eval", str(other)), "checkpoint of task 'detect'")
+    # Resuming with another architecture: the weights do not fit, nothing is written.
+    before = (trained / "last.pt").read_bytes()
+    proc = run_cli("classify", "train", f"resume={trained}", "model=resnet_cifar", "epochs=2")
+    _assert_one_line_error(proc, "weights do not fit this model")
+    assert (trained / "last.pt").read_bytes() == before
+
+
+def test_checkpoint_with_pickled_object_is_refused(trained, tmp_path):
+    state = torch.load(trained / "best.pt", weights_only=True)
+    state["payload"] = Exception("arbitrary object")  # needs full unpickling to load
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    _assert_one_line_error(run_cli("classify", "eval", str(evil)), "refused")
