@@ -1,0 +1,112 @@
+"""Any classification dataset laid out as one folder of images per class.
+
+Two layouts are read:
+
+    root/<class>/<images>                          one pool: val is carved from it, test = val
+    root/train/<class>/<images>                    fixed splits; val/ and test/ are optional:
+    root/val/<class>/<images>   (optional)           without val/, a stratified `data.val_fraction`
+    root/test/<class>/<images>  (optional)           of train; without test/, test = val
+
+Class names are the sorted folder names of the train pool, as torchvision's `ImageFolder` orders
+them, so class indices agree with it. Images are found recursively inside each class folder and
+decoded per sample (`FileDataset`, 3 channels).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from zrenie.config import DataConfig
+from zrenie.data.base import DatasetSplits, FileDataset, drop_unreadable, stratified_split
+from zrenie.errors import DataError
+from zrenie.registry import DATASETS
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+DEFAULT_SIZE = 224  # the input side of the ImageNet-pretrained backbones these datasets are meant for
+# The ImageNet statistics: fine-tuning a pretrained backbone needs the normalisation it was trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LAYOUT = "root/<class>/<images>, or root/train/<class>/<images> with optional root/val/ and root/test/"
+
+
+def find_classes(folder: Path) -> list[str]:
+    """Sorted names of the class folders in `folder`; hidden ones (`.ipynb_checkpoints`, ...) are not classes."""
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def list_images(folder: Path, classes: list[str], split: str) -> list[tuple[str, int]]:
+    """(path, class index) of every image file under `folder/<class>/`, in a stable order.
+
+    Args:
+        folder: the pool, holding one folder per class.
+        classes: the train pool's classes; a class folder not among them is an error.
+        split: "train", "val" or "test"; only train needs every class to hold an image.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    samples = []
+    for name in find_classes(folder):
+        if name not in index:
+            raise DataError(f"{folder / name}: class {name!r} is not among the train classes {classes}")
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder / name, followlinks=True):
+            dirnames.sort()  # os.walk visits in this order, which keeps sample order stable across file systems
+            found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not found and split == "train":
+            raise DataError(f"class folder {folder / name} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        samples.extend((path, index[name]) for path in found)
+    return samples
+
+
+def _pools(root: Path) -> dict[str, Path]:
+    """The split folders present: {"train": ...} always, "val" and "test" when the layout has them."""
+    if (root / "train").is_dir():
+        return {split: root / split for split in ("train", "val", "test") if (root / split).is_dir()}
+    return {"train": root}
+
+
+def open_root(cfg: DataConfig) -> Path:
+    """The dataset folder, or a one-line DataError explaining the layout."""
+    if cfg.root is None:
+        raise DataError(f"dataset 'image_folder' needs data.root=PATH (expected layout: {LAYOUT})")
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"dataset 'image_folder': {root} is not a folder (expected layout: {LAYOUT})")
+    return root
+
+
+@DATASETS.register("image_folder")
+def image_folder(cfg: DataConfig) -> DatasetSplits:
+    """Images sorted into one folder per class (see the module docstring for both layouts).
+
+    Without a val/ folder, val is a stratified `data.val_fraction` of train (seed `data.seed`).
+    Without a test/ folder, test is the same dataset as val, so test numbers are val numbers.
+    `data.size` defaults to 224; the resize itself is the loader's transform. Mean/std are
+    ImageNet's. Every file is checked once here: corrupt ones are skipped with one warning that
+    counts them, or raise with `data.strict=true`. `data.download` does not apply.
+    """
+    root = open_root(cfg)
+    pools = _pools(root)
+    classes = find_classes(pools["train"])
+    if not classes:
+        raise DataError(f"dataset 'image_folder': no class folders in {pools['train']} (expected layout: {LAYOUT})")
+    listed = {split: list_images(folder, classes, split) for split, folder in pools.items()}
+    # One check over every split, so corrupt files give one warning in total rather than one per split.
+    everything = [sample for samples in listed.values() for sample in samples]
+    readable = {path for path, _ in drop_unreadable(everything, cfg.strict, where=str(root))}
+    listed = {split: [s for s in samples if s[0] in readable] for split, samples in listed.items()}
+    if not listed["train"]:
+        raise DataError(f"dataset 'image_folder': no readable images in {pools['train']} (expected layout: {LAYOUT})")
+
+    def dataset(samples: list[tuple[str, int]]) -> FileDataset:
+        return FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3)
+
+    train = dataset(listed["train"])
+    if "val" in listed:
+        val = dataset(listed["val"])
+    else:
+        val_idx, train_idx = stratified_split(train.targets.numpy(), [cfg.val_fraction], cfg.seed)
+        train, val = train.subset(train_idx), train.subset(val_idx)
+    test = dataset(listed["test"]) if "test" in listed else val
+    return DatasetSplits(train=train, val=val, test=test, classes=classes, in_channels=3,
+                         image_size=cfg.size or DEFAULT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD, hflip=True)

@@ -1,0 +1,138 @@
+"""image_folder against a tree of small PNG and JPEG files, one corrupt, and against torchvision's ImageFolder."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zrenie.config import DataConfig
+from zrenie.data.base import FileDataset
+from zrenie.data.formats import image_folder  # noqa: F401  (registers image_folder)
+from zrenie.data.formats.image_folder import IMAGENET_MEAN, IMAGENET_STD
+from zrenie.errors import DataError
+from zrenie.registry import DATASETS
+
+CLASSES = ["bird", "cat", "dog"]
+
+
+def write_pool(folder: Path, per_class: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`folder/<class>/` with PNGs (lossless, so pixels round-trip) and one JPEG per class; returns PNG pixels."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for c in CLASSES:
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            array = rng.integers(0, 256, size=(10 + i, 12, 3), dtype=np.uint8)  # (H, W, C), non-square
+            if i == 0:
+                Image.fromarray(array).save(folder / c / f"{i:02d}.jpg", quality=90)
+            else:
+                path = folder / c / f"{i:02d}.png"
+                Image.fromarray(array).save(path)
+                written[str(path)] = array
+    return written
+
+
+def _open(root: Path, **overrides):
+    return DATASETS.get("image_folder")(DataConfig(name="image_folder", root=str(root), **overrides))
+
+
+def _pixels(dataset: FileDataset, index: int) -> torch.Tensor:
+    image, _ = dataset[index]  # float (C, H, W) in [0, 1], no transform set
+    return (image * 255).round().to(torch.uint8)
+
+
+def test_flat_layout_pixels_labels_and_meta(tmp_path):
+    written = write_pool(tmp_path, per_class=5)
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    splits = _open(tmp_path, val_fraction=0.2)
+    assert splits.classes == CLASSES
+    assert (len(splits.train), len(splits.val)) == (12, 3)
+    assert splits.test is splits.val  # no test/ folder: test numbers are val numbers
+    assert torch.bincount(splits.val.targets, minlength=3).tolist() == [1, 1, 1]
+    assert (splits.in_channels, splits.image_size, splits.hflip) == (3, 224, True)
+    assert (splits.mean, splits.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    checked = 0
+    for dataset in (splits.train, splits.val):
+        for i, (path, target) in enumerate(dataset.samples):
+            assert CLASSES[target] == Path(path).parent.name
+            if path in written:
+                assert torch.equal(_pixels(dataset, i), torch.from_numpy(written[path]).permute(2, 0, 1))  # HWC -> CHW
+                checked += 1
+    assert checked == 12
+
+
+def test_jpeg_and_grayscale_decode_like_pillow(tmp_path):
+    write_pool(tmp_path, per_class=2)
+    gray = np.arange(7 * 9, dtype=np.uint8).reshape(7, 9) * 3
+    Image.fromarray(gray, mode="L").save(tmp_path / "dog" / "gray.png")
+    splits = _open(tmp_path, val_fraction=0.0, size=64)
+    assert splits.image_size == 64
+    samples = splits.train.samples
+    jpeg = next(i for i, (p, _) in enumerate(samples) if p.endswith(".jpg"))
+    reference = np.asarray(Image.open(samples[jpeg][0]).convert("RGB"))
+    assert torch.equal(_pixels(splits.train, jpeg), torch.from_numpy(reference.copy()).permute(2, 0, 1))
+    g = next(i for i, (p, _) in enumerate(samples) if p.endswith("gray.png"))
+    assert torch.equal(_pixels(splits.train, g), torch.from_numpy(gray).expand(3, -1, -1))
+
+
+def test_split_layout_and_agreement_with_torchvision(tmp_path):
+    import torchvision.datasets
+
+    write_pool(tmp_path / "train", per_class=4, seed=1)
+    write_pool(tmp_path / "val", per_class=2, seed=2)
+    splits = _open(tmp_path)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 6, 6)
+    assert splits.test is splits.val
+    reference = torchvision.datasets.ImageFolder(str(tmp_path / "train"))
+    assert splits.classes == reference.classes
+    assert splits.train.samples == reference.samples
+    write_pool(tmp_path / "test", per_class=3, seed=3)
+    splits = _open(tmp_path)
+    assert len(splits.test) == 9 and splits.test is not splits.val
+
+
+def test_corrupt_file_is_skipped_with_one_warning(tmp_path):
+    write_pool(tmp_path / "train", per_class=3)
+    write_pool(tmp_path / "val", per_class=2, seed=1)
+    rng = np.random.default_rng(0)
+    (tmp_path / "train" / "cat" / "broken.jpg").write_bytes(rng.integers(0, 256, 300, dtype=np.uint8).tobytes())
+    (tmp_path / "val" / "dog" / "broken.png").write_bytes(b"\x89PNG but not really")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        splits = _open(tmp_path)
+    messages = [str(w.message) for w in caught if "corrupt" in str(w.message)]
+    assert len(messages) == 1 and "skipped 2 corrupt" in messages[0]
+    assert (len(splits.train), len(splits.val)) == (9, 6)
+    assert all("broken" not in p for p, _ in splits.train.samples + splits.val.samples)
+
+
+def test_strict_makes_a_corrupt_file_an_error(tmp_path):
+    write_pool(tmp_path, per_class=2)
+    (tmp_path / "bird" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(DataError, match=r"corrupt or unreadable image: .*broken\.jpg"):
+        _open(tmp_path, strict=True)
+
+
+def test_layout_errors_are_one_line(tmp_path):
+    with pytest.raises(DataError, match=r"absent is not a folder \(expected layout: root/<class>/<images>"):
+        _open(tmp_path / "absent")
+    with pytest.raises(DataError, match=r"no class folders in .*expected layout: root/<class>/<images>"):
+        _open(tmp_path)
+    (tmp_path / "cat").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*cat holds no images"):
+        _open(tmp_path)
+    with pytest.raises(DataError, match=r"needs data\.root=PATH"):
+        DATASETS.get("image_folder")(DataConfig(name="image_folder"))
+
+
+def test_val_class_unknown_to_train_is_an_error(tmp_path):
+    write_pool(tmp_path / "train", per_class=2)
+    write_pool(tmp_path / "val", per_class=1)
+    (tmp_path / "val" / "fish").mkdir()
+    with pytest.raises(DataError, match=r"class 'fish' is not among the train classes"):
+        _open(tmp_path)
