@@ -56,6 +56,7 @@ def _prepare_run_dir(cfg: TrainConfig) -> Path:
     if holds_run and cfg.resume is None and not cfg.overwrite:
         raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it "
                           f"or overwrite=true to replace it")
+    dist.barrier()  # every rank has checked before the main one writes
     if dist.is_main():
         if holds_run and cfg.resume is None:
             for name in ("tb", "report.html"):

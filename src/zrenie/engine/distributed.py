@@ -76,3 +76,15 @@ def broadcast_object(obj):
 def cleanup() -> None:
     if is_distributed():
         dist.destroy_process_group()
+
+
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Gives every rank rank 0's buffers (batchnorm statistics).
+
+    DDP syncs buffers at the start of each training forward, so after the last step every rank
+    holds statistics updated by its own batch; evaluating with those would differ per rank.
+    """
+    if not is_distributed():
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, src=0)

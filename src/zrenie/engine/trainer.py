@@ -235,6 +235,7 @@ class Trainer:
         model = model or self.eval_model
         was_training = model.training
         model.eval()
+        dist.broadcast_buffers(model)
         metric = self.step.new_metric()
         for batch in loader:
             with self.autocast():
