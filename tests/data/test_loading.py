@@ -1,0 +1,41 @@
+import torch
+
+from zrenie.data.base import InMemoryDataset
+from zrenie.data.loading import Normalize, TensorLoader
+
+
+def _dataset(n=50):
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 2, 2).contiguous()
+    return InMemoryDataset(images, torch.arange(n) % 3, ["a", "b", "c"])
+
+
+def _ids(loader):
+    """The sample index each batch holds (image i is filled with the value i / 255)."""
+    return [int(v) for images, _ in loader for v in images[:, 0, 0, 0].mul(255).round()]
+
+
+def test_eval_shards_cover_every_sample_once():
+    ds, norm = _dataset(), Normalize((0.0,), (1.0,), torch.device("cpu"))
+    seen = []
+    for rank in range(3):
+        loader = TensorLoader(ds, 8, torch.device("cpu"), norm, rank=rank, world=3)
+        seen += _ids(loader)
+    assert sorted(seen) == list(range(50))
+
+
+def test_train_shards_are_equal_disjoint_and_reshuffled_per_epoch():
+    ds, norm = _dataset(), Normalize((0.0,), (1.0,), torch.device("cpu"))
+    loaders = [TensorLoader(ds, 8, torch.device("cpu"), norm, shuffle=True, drop_last=True, rank=r, world=2)
+               for r in range(2)]
+    a, b = _ids(loaders[0]), _ids(loaders[1])
+    assert len(a) == len(b) == 24 and not set(a) & set(b)
+    loaders[0].set_epoch(1)
+    assert _ids(loaders[0]) != a
+
+
+def test_skip_resumes_the_same_batches():
+    ds, norm = _dataset(), Normalize((0.0,), (1.0,), torch.device("cpu"))
+    loader = TensorLoader(ds, 8, torch.device("cpu"), norm, shuffle=True, drop_last=True)
+    full = _ids(loader)
+    loader.skip(2)
+    assert _ids(loader) == full[16:]
