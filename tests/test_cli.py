@@ -81,6 +81,7 @@ def _assert_one_line_error(proc, pattern):
 def test_bad_train_input(tmp_path, args, pattern):
     proc = run_cli("classify", "train", *TINY, f"out={tmp_path / 'r'}", *args)
     _assert_one_line_error(proc, pattern)
+    assert not (tmp_path / "r").exists()  # a run that never started leaves nothing behind
 
 
 def test_existing_run_directory_is_refused_and_untouched(trained):

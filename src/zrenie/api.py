@@ -50,12 +50,19 @@ def _resume_config(resume: str, recipe: str | Path | None, overrides: dict[str, 
     return cfg
 
 
-def _prepare_run_dir(cfg: TrainConfig) -> Path:
+def _check_run_dir(cfg: TrainConfig) -> bool:
+    """Refuses a directory that holds another run unless resuming or overwriting; returns whether it holds one."""
     run_dir = Path(cfg.out)
     holds_run = run_dir.is_dir() and any((run_dir / f).exists() for f in _RUN_FILES)
     if holds_run and cfg.resume is None and not cfg.overwrite:
         raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it "
                           f"or overwrite=true to replace it")
+    return holds_run
+
+
+def _create_run_dir(cfg: TrainConfig, holds_run: bool) -> Path:
+    """Written only once data and model are built, so a bad input leaves nothing behind."""
+    run_dir = Path(cfg.out)
     dist.barrier()  # every rank has checked before the main one writes
     if dist.is_main():
         if holds_run and cfg.resume is None:
@@ -66,6 +73,7 @@ def _prepare_run_dir(cfg: TrainConfig) -> Path:
                 (run_dir / name).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+    dist.barrier()
     return run_dir
 
 
@@ -90,19 +98,21 @@ def train(task: str = "classify", recipe: str | Path | None = None,
         torch.cuda.set_device(device)
     dist.init(device)
     seed_everything(cfg.seed + dist.rank(), cfg.deterministic)
-    run_dir = _prepare_run_dir(cfg)
-    dist.barrier()
+    holds_run = _check_run_dir(cfg)
     splits = task_impl.build_data(cfg)
     meta = splits.meta()
     model = task_impl.build_model(cfg, meta).to(device)
-    step = task_impl.build_step(cfg, meta)
-    train_loader = _loader(splits, cfg, device, "train")
-    val_loader = _loader(splits, cfg, device, "val")
-    extra = {"task": cfg.task, "model_name": cfg.model.name, "meta": meta}
-    trainer = Trainer(model, step, train_loader, val_loader, cfg, run_dir, device, extra, callbacks)
+    state = None
     if cfg.resume:
         state = load_checkpoint(cfg.resume, task=cfg.task)
         load_model_state(model, state["model"], cfg.resume)
+    step = task_impl.build_step(cfg, meta)
+    train_loader = _loader(splits, cfg, device, "train")
+    val_loader = _loader(splits, cfg, device, "val")
+    run_dir = _create_run_dir(cfg, holds_run)
+    extra = {"task": cfg.task, "model_name": cfg.model.name, "meta": meta}
+    trainer = Trainer(model, step, train_loader, val_loader, cfg, run_dir, device, extra, callbacks)
+    if state is not None:
         trainer.load_state_dict(state)
     try:
         val = trainer.fit()

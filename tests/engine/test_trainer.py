@@ -12,7 +12,7 @@ from zrenie.engine.trainer import NonFiniteLossError, TrainingInterrupted
 
 def _rows(run_dir):
     with open(run_dir / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in r.items() if k not in ("time", "train/images_per_s")} for r in csv.DictReader(f)]
+        return [{k: v for k, v in r.items() if k not in ("time", "images_per_s")} for r in csv.DictReader(f)]
 
 
 def test_same_seed_gives_identical_metrics(tiny):

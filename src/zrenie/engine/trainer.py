@@ -211,7 +211,7 @@ class Trainer:
         sums = dist.all_reduce_sum(sums)
         count = max(1.0, sums.pop("count").item())
         logs = {f"train/{k}": v.item() / count for k, v in sums.items()}
-        logs["train/images_per_s"] = meter.count / max(1e-9, time.perf_counter() - meter.start)
+        logs["images_per_s"] = meter.count / max(1e-9, time.perf_counter() - meter.start)
         return logs
 
     def _optimizer_step(self, batch: Any) -> dict:
@@ -249,9 +249,9 @@ class Trainer:
         if not self.main:
             return
         shown = [f"{k} {v:.4f}" for k, v in row.items()
-                 if k not in ("epoch", "lr", "time", "train/images_per_s") and isinstance(v, float)]
+                 if k not in ("epoch", "lr", "time", "images_per_s") and isinstance(v, float)]
         console.print(f"epoch {row['epoch']}/{self.cfg.epochs}  " + "  ".join(shown)
-                      + f"  {row['train/images_per_s']:.0f} img/s  {row['time']:.1f}s", highlight=False, soft_wrap=True)
+                      + f"  {row['images_per_s']:.0f} img/s  {row['time']:.1f}s", highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         self.logger.close()
