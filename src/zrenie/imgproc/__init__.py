@@ -11,3 +11,8 @@ from zrenie.imgproc.color import (
     linear_rgb_to_rgb, rgb_to_bgr, rgb_to_grayscale, rgb_to_hls, rgb_to_hsv, rgb_to_lab, rgb_to_linear_rgb,
     rgb_to_xyz, rgb_to_ycbcr, sepia, white_balance_gray_world, xyz_to_rgb, ycbcr_to_rgb,
 )
+from zrenie.imgproc.filters import (
+    BilateralFilter, BoxBlur, Filter2d, GaussianBlur, Laplacian, MedianBlur, Scharr, Sobel, SpatialGradient,
+    UnsharpMask, bilateral_filter, box_blur, filter2d, filter2d_separable, gaussian_blur, gaussian_kernel1d,
+    gaussian_kernel_size, laplacian, median_blur, scharr, sobel, spatial_gradient, unsharp_mask,
+)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from zrenie.errors import ShapeError
 from zrenie.imgproc._checks import batched, check_image
+from zrenie.imgproc._module import OpModule
 
 # Luma weights. BT.601 is what OpenCV, Pillow and torchvision use for "gray"; BT.709 is the HDTV
 # standard that scikit-image's rgb2gray follows (it rounds them to 0.2125, 0.7154, 0.0721).
@@ -437,131 +438,88 @@ def white_balance_gray_world(image: Tensor) -> Tensor:
     return (image * gain).clamp(0, 1)
 
 
-class RgbToGrayscale(nn.Module):
-    """Module form of `rgb_to_grayscale`."""
-
-    def __init__(self, standard: str = "bt601") -> None:
-        super().__init__()
-        self.standard = standard
-
-    def forward(self, image: Tensor) -> Tensor:
-        return rgb_to_grayscale(image, self.standard)
+# Module forms: each holds the op's non-image arguments, e.g. RgbToYcbcr("studio")(image).
 
 
-class _Stateless(nn.Module):
-    """Module around an op that takes only the image; subclasses name the op."""
-
-    op = staticmethod(lambda image: image)
-
-    def forward(self, image: Tensor) -> Tensor:
-        return type(self).op(image)
+class RgbToGrayscale(OpModule):
+    op = staticmethod(rgb_to_grayscale)
 
 
-class RgbToHsv(_Stateless):
+class RgbToHsv(OpModule):
     op = staticmethod(rgb_to_hsv)
 
 
-class HsvToRgb(_Stateless):
+class HsvToRgb(OpModule):
     op = staticmethod(hsv_to_rgb)
 
 
-class RgbToHls(_Stateless):
+class RgbToHls(OpModule):
     op = staticmethod(rgb_to_hls)
 
 
-class HlsToRgb(_Stateless):
+class HlsToRgb(OpModule):
     op = staticmethod(hls_to_rgb)
 
 
-class RgbToLab(_Stateless):
+class RgbToLab(OpModule):
     op = staticmethod(rgb_to_lab)
 
 
-class LabToRgb(_Stateless):
+class LabToRgb(OpModule):
     op = staticmethod(lab_to_rgb)
 
 
-class RgbToXyz(_Stateless):
+class RgbToXyz(OpModule):
     op = staticmethod(rgb_to_xyz)
 
 
-class XyzToRgb(_Stateless):
+class XyzToRgb(OpModule):
     op = staticmethod(xyz_to_rgb)
 
 
-class RgbToBgr(_Stateless):
+class RgbToYcbcr(OpModule):
+    op = staticmethod(rgb_to_ycbcr)
+
+
+class YcbcrToRgb(OpModule):
+    op = staticmethod(ycbcr_to_rgb)
+
+
+class RgbToBgr(OpModule):
     op = staticmethod(rgb_to_bgr)
 
 
-class RgbToYcbcr(nn.Module):
-    """Module form of `rgb_to_ycbcr`."""
-
-    def __init__(self, color_range: str = "full") -> None:
-        super().__init__()
-        self.color_range = color_range
-
-    def forward(self, image: Tensor) -> Tensor:
-        return rgb_to_ycbcr(image, self.color_range)
-
-
-class YcbcrToRgb(RgbToYcbcr):
-    """Module form of `ycbcr_to_rgb`."""
-
-    def forward(self, image: Tensor) -> Tensor:
-        return ycbcr_to_rgb(image, self.color_range)
-
-
-class Sepia(_Stateless):
-    op = staticmethod(sepia)
-
-
-class Invert(_Stateless):
-    op = staticmethod(invert)
-
-
-class WhiteBalanceGrayWorld(_Stateless):
-    op = staticmethod(white_balance_gray_world)
-
-
-class AdjustGamma(nn.Module):
-    """Module form of `adjust_gamma`."""
-
-    def __init__(self, gamma: float, gain: float = 1.0) -> None:
-        super().__init__()
-        self.gamma, self.gain = gamma, gain
-
-    def forward(self, image: Tensor) -> Tensor:
-        return adjust_gamma(image, self.gamma, self.gain)
-
-
-class _FactorOp(nn.Module):
-    """Module around an op that takes the image and one number; subclasses name the op."""
-
-    op = staticmethod(lambda image, factor: image)
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, image: Tensor) -> Tensor:
-        return type(self).op(image, self.factor)
-
-
-class AdjustBrightness(_FactorOp):
+class AdjustBrightness(OpModule):
     op = staticmethod(adjust_brightness)
 
 
-class AdjustContrast(_FactorOp):
+class AdjustContrast(OpModule):
     op = staticmethod(adjust_contrast)
 
 
-class AdjustSaturation(_FactorOp):
+class AdjustSaturation(OpModule):
     op = staticmethod(adjust_saturation)
 
 
-class AdjustHue(_FactorOp):
+class AdjustHue(OpModule):
     op = staticmethod(adjust_hue)
 
 
-class HueShift(_FactorOp):
+class HueShift(OpModule):
     op = staticmethod(hue_shift)
+
+
+class AdjustGamma(OpModule):
+    op = staticmethod(adjust_gamma)
+
+
+class Sepia(OpModule):
+    op = staticmethod(sepia)
+
+
+class Invert(OpModule):
+    op = staticmethod(invert)
+
+
+class WhiteBalanceGrayWorld(OpModule):
+    op = staticmethod(white_balance_gray_world)
