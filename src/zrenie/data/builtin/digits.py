@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from zrenie.config import DataConfig
-from zrenie.data.base import DatasetSplits, InMemoryDataset, channel_stats, stratified_split
+from zrenie.data.base import DatasetSplits, InMemoryDataset, channel_stats, resize_uint8, stratified_split
 from zrenie.registry import DATASETS
 
 TEST_FRACTION = 0.2
@@ -21,10 +20,10 @@ def digits(cfg: DataConfig) -> DatasetSplits:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)  # (N, 1, 8, 8) in [0, 1]
+    # 16 grey levels -> uint8: (N, 1, 8, 8)
+    images = torch.from_numpy(bunch.images).mul(255 / 16).round().clamp(0, 255).to(torch.uint8).unsqueeze(1)
     if cfg.size and cfg.size != 8:
-        images = F.interpolate(images, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False)
-    images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+        images = resize_uint8(images, cfg.size)
     targets = torch.from_numpy(bunch.target).long()
     classes = [str(c) for c in range(10)]
     test_idx, val_idx, train_idx = stratified_split(targets.numpy(), [TEST_FRACTION, cfg.val_fraction], cfg.seed)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from zrenie.config import DataConfig
-from zrenie.data.base import DatasetSplits, InMemoryDataset, channel_stats, require_dir, stratified_split
+from zrenie.data.base import DatasetSplits, InMemoryDataset, in_memory_splits, require_dir
 from zrenie.errors import DataError
 from zrenie.registry import DATASETS
 
@@ -42,7 +41,6 @@ _ALLOWED_GLOBALS = {("_codecs", "encode")} | {
     for name in ("_reconstruct", "ndarray", "dtype", "_frombuffer", "scalar")
 }
 
-_RESIZE_CHUNK = 4096  # images resized at a time, so the float copy stays small
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -96,37 +94,6 @@ def _read_batches(folder: Path, files: list[str], label_key: str) -> tuple[Tenso
         images.append(data.reshape(-1, 3, 32, 32))  # (N, C, H, W): the rows are stored channel by channel
         labels.append(targets)
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
-
-
-def resize_uint8(images: Tensor, size: int) -> Tensor:
-    """Bilinear resize of uint8 images `(N, C, H, W)` to `(N, C, size, size)`, rounded back to uint8."""
-    out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
-    for start in range(0, len(images), _RESIZE_CHUNK):
-        chunk = images[start:start + _RESIZE_CHUNK].float().div_(255)
-        chunk = F.interpolate(chunk, size=(size, size), mode="bilinear", align_corners=False)
-        out[start:start + _RESIZE_CHUNK] = chunk.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-    return out
-
-
-def in_memory_splits(train: InMemoryDataset, test: InMemoryDataset, cfg: DataConfig, hflip: bool) -> DatasetSplits:
-    """Carves a stratified `cfg.val_fraction` of train as val, resizes to `cfg.size`, measures mean/std on train.
-
-    Args:
-        train: the dataset's own training set, at native resolution.
-        test: its test set.
-        cfg: `size`, `val_fraction` and `seed` are read.
-        hflip: whether a horizontal flip keeps the label.
-    """
-    native = train.images.shape[-1]
-    if cfg.size and cfg.size != native:
-        train = InMemoryDataset(resize_uint8(train.images, cfg.size), train.targets, train.classes)
-        test = InMemoryDataset(resize_uint8(test.images, cfg.size), test.targets, test.classes)
-    val_idx, train_idx = stratified_split(train.targets.numpy(), [cfg.val_fraction], cfg.seed)
-    val, train = train.subset(val_idx), train.subset(train_idx)
-    mean, std = channel_stats(train.images)
-    return DatasetSplits(train=train, val=val, test=test, classes=list(train.classes),
-                         in_channels=train.images.shape[1], image_size=train.images.shape[-1],
-                         mean=mean, std=std, hflip=hflip)
 
 
 def _find_folder(root: Path, name: str) -> Path | None:

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from zrenie.config import DataConfig
-from zrenie.data.base import DatasetSplits, InMemoryDataset, require_dir
-from zrenie.data.formats.cifar import in_memory_splits
+from zrenie.data.base import DatasetSplits, InMemoryDataset, in_memory_splits, require_dir
 from zrenie.errors import DataError
 from zrenie.registry import DATASETS
 
