@@ -118,3 +118,24 @@ def test_checkpoint_with_pickled_object_is_refused(trained, tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save(state, evil)
     _assert_one_line_error(run_cli("classify", "eval", str(evil)), "refused")
+
+
+def test_export_safetensors_round_trips_the_weights(trained, tmp_path, capsys):
+    from safetensors.torch import load_file, safe_open
+
+    out = tmp_path / "w.safetensors"
+    assert main(["classify", "export", str(trained), str(out)]) == 0
+    weights = load_file(out)
+    state = torch.load(trained / "best.pt", weights_only=True)
+    assert weights.keys() == state["model"].keys()
+    assert all(torch.equal(weights[k], state["model"][k]) for k in weights)
+    with safe_open(out, "pt") as f:
+        assert f.metadata()["model_name"] == "simple_cnn"
+    _assert_one_line_error(run_cli("classify", "export", str(trained), str(tmp_path / "w.bin")),
+                           "must end in .safetensors")
+
+
+def test_report_verb_rewrites_the_report(trained, capsys):
+    (trained / "report.html").unlink()
+    assert main(["classify", "report", str(trained)]) == 0
+    assert (trained / "report.html").is_file() and "report:" in capsys.readouterr().out

@@ -209,3 +209,37 @@ def predict(run_or_ckpt: str | Path, images: Sequence[str | Path | torch.Tensor]
             names.append(str(image))
     preds = task_impl.predict(model, state["meta"], tensors, device, topk=topk, tta=cfg.tta)
     return [{"image": n, "top": [{"class": c, "prob": p} for c, p in top]} for n, top in zip(names, preds)]
+
+
+def export(run_or_ckpt: str | Path, out: str | Path | None = None, task: str | None = None) -> Path:
+    """Writes the weights of a run's best.pt as `.safetensors` (EMA weights when the run kept them).
+
+    The file's metadata holds the task, model name, config and data meta as JSON strings, so the
+    weights can be rebuilt without the checkpoint. Default path: `<run>/model.safetensors`.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    path = resolve_checkpoint(run_or_ckpt)
+    state = load_checkpoint(path, task=task)
+    weights = state["ema"]["weights"] if "ema" in state else state["model"]
+    out = Path(out) if out is not None else path.parent / "model.safetensors"
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"export path must end in .safetensors, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    metadata = {"task": state["task"], "model_name": state["model_name"],
+                "config": json.dumps(state["config"]), "meta": json.dumps(state["meta"])}
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp), metadata=metadata)
+    tmp.replace(out)
+    return out
+
+
+def report(run_dir: str | Path, task: str | None = None) -> Path:
+    """Re-evaluates a run's best.pt on the test split and rewrites its report.html."""
+    run_dir = Path(run_dir)
+    task_impl, cfg, state, model, device, _ = _open_run(run_dir, task, {})
+    splits = task_impl.build_data(cfg)
+    tested = task_impl.test(model, splits, cfg, device)
+    return write_run_report(task_impl, run_dir, cfg, tested, state["meta"]["classes"])

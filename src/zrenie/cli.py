@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   zrenie classify train resume=runs/digits
   zrenie classify eval runs/digits
   zrenie classify predict runs/digits img1.png img2.jpg
+  zrenie classify export runs/digits runs/digits/model.safetensors
   zrenie list models
   zrenie imgproc gaussian_blur in.jpg out.png sigma=2
 """
@@ -27,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for task in TASKS:
-        tp = sub.add_parser(task, help=f"{task}: train, eval, predict")
+        tp = sub.add_parser(task, help=f"{task}: train, eval, predict, export, report")
         verbs = tp.add_subparsers(dest="verb", metavar="VERB", required=True)
         t = verbs.add_parser("train", help="train a model (config keys as key=value)")
         t.add_argument("args", nargs="*", metavar="[recipe.yaml] key=value",
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         pr.add_argument("images", nargs="+", help="image files (any size and mode)")
         pr.add_argument("--topk", type=int, default=5)
         pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
+        ex = verbs.add_parser("export", help="write a run's weights as .safetensors")
+        ex.add_argument("run", help="run directory or checkpoint file")
+        ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
+        rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html")
+        rp.add_argument("run", help="run directory")
     ls = sub.add_parser("list", help="list models, datasets or recipes")
     ls.add_argument("what", choices=("models", "datasets", "recipes"))
     ls.add_argument("pattern", nargs="?", default="*")
@@ -142,6 +148,13 @@ def _dispatch(ns: argparse.Namespace) -> int:
             return _train(ns.command, ns.args)
         if ns.verb == "eval":
             return _eval(ns.command, ns.run, ns.args)
+        if ns.verb in ("export", "report"):
+            import zrenie.api
+
+            path = (zrenie.api.export(ns.run, ns.out, task=ns.command) if ns.verb == "export"
+                    else zrenie.api.report(ns.run, task=ns.command))
+            print(f"{ns.verb}: {path}")
+            return 0
         return _predict(ns.command, ns.run, ns.images, ns.topk, ns.json)
     if ns.command == "list":
         return _list(ns.what, ns.pattern)
