@@ -16,3 +16,6 @@ from zrenie.imgproc.filters import (
     UnsharpMask, bilateral_filter, box_blur, filter2d, filter2d_separable, gaussian_blur, gaussian_kernel1d,
     gaussian_kernel_size, laplacian, median_blur, scharr, sobel, spatial_gradient, unsharp_mask,
 )
+from zrenie.imgproc.histogram import (
+    Clahe, EqualizeHist, QuantizeColors, clahe, equalize_hist, image_histogram, quantize_colors,
+)
