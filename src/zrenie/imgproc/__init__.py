@@ -19,3 +19,8 @@ from zrenie.imgproc.filters import (
 from zrenie.imgproc.histogram import (
     Clahe, EqualizeHist, QuantizeColors, clahe, equalize_hist, image_histogram, quantize_colors,
 )
+from zrenie.imgproc.edges import Canny, canny, hysteresis
+from zrenie.imgproc.morphology import (
+    BlackHat, Closing, Dilate, Erode, MorphologicalGradient, Opening, TopHat, black_hat, closing, dilate, erode,
+    morphological_gradient, opening, structuring_element, top_hat,
+)

@@ -1,0 +1,178 @@
+"""Grayscale morphology with flat structuring elements: erode, dilate, opening, closing, gradient, hats.
+
+As OpenCV: the structuring element (SE) is anchored at (kh // 2, kw // 2), erosion takes the
+minimum of `image[y + i - ay, x + j - ax]` over the SE's nonzero (i, j) and dilation the maximum
+over the same offsets (no reflection of the SE), and by default pixels outside the image are ignored
+(OpenCV's BORDER_CONSTANT with morphologyDefaultBorderValue).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zrenie.errors import ShapeError
+from zrenie.imgproc._checks import batched, check_image, check_kernel_size
+from zrenie.imgproc._module import OpModule
+from zrenie.imgproc.filters import pad_image
+
+SHAPES = ("rect", "ellipse", "cross")
+
+
+def structuring_element(shape: str = "rect", kernel_size: int | tuple[int, int] = 3) -> Tensor:
+    """A 0/1 Tensor[kh, kw] drawn exactly as OpenCV's getStructuringElement draws it.
+
+    Args:
+        shape: "rect", "ellipse" (the ellipse inscribed in the box) or "cross".
+        kernel_size: k or (kh, kw).
+    """
+    if shape not in SHAPES:
+        raise ShapeError(f"shape: expected one of {', '.join(SHAPES)}, got {shape!r}")
+    kh, kw = check_kernel_size(kernel_size, odd=False)
+    element = torch.zeros(kh, kw)
+    r, c = kh // 2, kw // 2
+    for i in range(kh):
+        if shape == "rect":
+            j1, j2 = 0, kw
+        elif shape == "cross":
+            j1, j2 = (0, kw) if i == r else (c, c + 1)
+        else:
+            dy = i - r
+            dx = round(c * math.sqrt((r * r - dy * dy) / (r * r))) if r else 0
+            j1, j2 = max(c - dx, 0), min(c + dx + 1, kw)
+        element[i, j1:j2] = 1
+    return element
+
+
+def _as_element(kernel: int | tuple[int, int] | Tensor) -> Tensor:
+    if isinstance(kernel, Tensor):
+        if kernel.dim() != 2 or kernel.numel() == 0:
+            raise ShapeError(f"kernel: expected a 0/1 Tensor[kh, kw], got shape {tuple(kernel.shape)}")
+        return kernel
+    return structuring_element("rect", kernel)
+
+
+def _dilate(image: Tensor, element: Tensor, border: str) -> Tensor:
+    """Max over the SE's offsets of padded Tensor[B, C, H, W]; `border` "ignore" pads with -inf."""
+    kh, kw = element.shape
+    if border == "ignore":
+        pads = (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2)
+        padded = F.pad(image, pads, value=-math.inf)
+    else:
+        padded = pad_image(image, (kh, kw), border)
+    if bool(element.bool().all()):  # a rectangle is separable: two 1-D max-pools
+        return F.max_pool2d(F.max_pool2d(padded, (kh, 1), stride=1), (1, kw), stride=1)
+    height, width = image.shape[-2:]
+    out = None
+    for i, j in element.nonzero().tolist():  # one vectorised pass per SE pixel
+        shifted = padded[..., i:i + height, j:j + width]
+        out = shifted if out is None else torch.maximum(out, shifted)
+    if out is None:
+        raise ShapeError("kernel: the structuring element has no nonzero entry")
+    return out
+
+
+def _check(image: Tensor, kernel, border: str) -> Tensor:
+    element = _as_element(kernel)
+    check_image(image, min_size=tuple(element.shape))
+    if border not in ("ignore", "reflect", "replicate", "constant"):
+        raise ShapeError(f"border: expected ignore, reflect, replicate or constant, got {border!r}")
+    return element
+
+
+@batched
+def dilate(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+    """Grayscale dilation: the maximum over the structuring element (cv2.dilate).
+
+    Args:
+        image: Tensor[B, C, H, W].
+        kernel: a square size k, (kh, kw) for a rectangle, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+    element = _check(image, kernel, border)
+    return _dilate(image, element, border)
+
+
+@batched
+def erode(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+    """Grayscale erosion: the minimum over the structuring element (cv2.erode).
+
+    Args:
+        image: Tensor[B, C, H, W].
+        kernel: a square size k, (kh, kw) for a rectangle, or a 0/1 Tensor[kh, kw].
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+    element = _check(image, kernel, border)
+    return -_dilate(-image, element, border)  # min(x) = -max(-x); zero padding stays zero
+
+
+@batched
+def opening(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+    """Erosion then dilation: removes bright details smaller than the SE (cv2.MORPH_OPEN)."""
+    return dilate(erode(image, kernel, border), kernel, border)
+
+
+@batched
+def closing(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+    """Dilation then erosion: fills dark details smaller than the SE (cv2.MORPH_CLOSE)."""
+    return erode(dilate(image, kernel, border), kernel, border)
+
+
+@batched
+def morphological_gradient(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3,
+                           border: str = "ignore") -> Tensor:
+    """Dilation minus erosion: bright outlines of objects (cv2.MORPH_GRADIENT)."""
+    return dilate(image, kernel, border) - erode(image, kernel, border)
+
+
+@batched
+def top_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+    """The image minus its opening: bright details smaller than the SE (cv2.MORPH_TOPHAT)."""
+    return image - opening(image, kernel, border)
+
+
+@batched
+def black_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+    """The closing minus the image: dark details smaller than the SE (cv2.MORPH_BLACKHAT)."""
+    return closing(image, kernel, border) - image
+
+
+# Module forms: each holds the op's non-image arguments, e.g. Erode(structuring_element("cross", 5)).
+
+
+class Erode(OpModule):
+    op = staticmethod(erode)
+
+
+class Dilate(OpModule):
+    op = staticmethod(dilate)
+
+
+class Opening(OpModule):
+    op = staticmethod(opening)
+
+
+class Closing(OpModule):
+    op = staticmethod(closing)
+
+
+class MorphologicalGradient(OpModule):
+    op = staticmethod(morphological_gradient)
+
+
+class TopHat(OpModule):
+    op = staticmethod(top_hat)
+
+
+class BlackHat(OpModule):
+    op = staticmethod(black_hat)
