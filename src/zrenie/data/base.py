@@ -170,12 +170,15 @@ def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]
     return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
 
 
-def require_dir(root: str | Path | None, name: str, layout: str) -> Path:
-    """The dataset folder, or a DataError saying where to put it and what layout is expected."""
+def require_dir(root: str | Path | None, name: str, layout: str, download: bool = False) -> Path:
+    """The dataset folder, or a DataError saying where to put it and what layout is expected.
+
+    With `download`, the folder may be missing: the downloader will create it.
+    """
     if root is None:
         raise DataError(f"dataset {name!r} needs data.root=PATH (expected layout: {layout})")
     path = Path(root).expanduser()
-    if not path.exists():
+    if not path.exists() and not download:
         raise DataError(f"dataset {name!r}: {path} does not exist (expected layout: {layout}; "
                         f"or pass data.download=true)")
     return path

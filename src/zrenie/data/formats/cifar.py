@@ -120,10 +120,7 @@ def locate(cfg: DataConfig, name: str) -> Path:
     """The batches folder of `name`, downloading it first when missing and `cfg.download` is set."""
     folder, train_files, test_files, meta, *_ = _LAYOUTS[name]
     layout = f"{folder}/ with {', '.join(train_files + test_files + [meta])} (python pickle version)"
-    if cfg.root is None or not cfg.download:
-        root = require_dir(cfg.root, name, layout)
-    else:
-        root = Path(cfg.root).expanduser()
+    root = require_dir(cfg.root, name, layout, cfg.download)
     found = _find_folder(root, name)
     if found is None and cfg.download:
         _download(root, name)

@@ -114,10 +114,7 @@ def locate(cfg: DataConfig, name: str) -> dict[str, Path]:
     """Paths of the four IDX files, downloading them first when missing and `cfg.download` is set."""
     upstream = _DATASETS[name][0]
     layout = f"a folder (or {upstream}/raw under it) with {', '.join(FILES.values())}, each plain or .gz"
-    if cfg.root is None or not cfg.download:
-        root = require_dir(cfg.root, name, layout)
-    else:
-        root = Path(cfg.root).expanduser()
+    root = require_dir(cfg.root, name, layout, cfg.download)
     found = _find_files(root, upstream)
     if found is None and cfg.download:
         _download(root, name, upstream)

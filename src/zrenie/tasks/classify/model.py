@@ -8,6 +8,15 @@ from zrenie.nn.layers import BasicBlock, ConvBNAct
 from zrenie.registry import MODELS
 
 
+def stage_outputs(stages: nn.ModuleList, x: Tensor) -> list[Tensor]:
+    """Runs the stages in order and keeps each one's output."""
+    maps = []
+    for stage in stages:
+        x = stage(x)
+        maps.append(x)
+    return maps
+
+
 class SimpleCNN(nn.Module):
     """Three stages of two ConvBNAct layers; max pooling between stages, dropout before the classifier.
 
@@ -33,11 +42,7 @@ class SimpleCNN(nn.Module):
 
     def features(self, x: Tensor) -> list[Tensor]:
         """One map per stage: (B, w, H, W), (B, 2w, H/2, W/2), (B, 4w, H/4, W/4)."""
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
+        return stage_outputs(self.stages, x)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)[-1]
@@ -78,12 +83,8 @@ class ResNetCifar(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def features(self, x: Tensor) -> list[Tensor]:
-        x = self.stem(x)
-        maps = []
-        for stage in self.stages:
-            x = stage(x)
-            maps.append(x)
-        return maps
+        """One map per stage: (B, w, H, W), (B, 2w, H/2, W/2), (B, 4w, H/4, W/4)."""
+        return stage_outputs(self.stages, self.stem(x))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.dropout(self.pool(self.features(x)[-1]).flatten(1)))
