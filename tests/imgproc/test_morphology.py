@@ -71,3 +71,9 @@ def test_bad_arguments():
         morphology.erode(torch.rand(1, 4, 4), 5)
     with pytest.raises(ShapeError, match="nonzero"):
         morphology.dilate(torch.rand(1, 8, 8), torch.zeros(3, 3))
+
+
+def test_shape_argument_draws_the_element():
+    image = torch.rand(1, 3, 20, 20)
+    element = morphology.structuring_element("ellipse", 5)
+    assert torch.equal(morphology.closing(image, 5, shape="ellipse"), morphology.closing(image, element))

@@ -136,7 +136,7 @@ def gaussian_kernel1d(sigma: float, kernel_size: int | None = None, dtype=torch.
 @batched
 def gaussian_blur(image: Tensor, sigma: float | tuple[float, float], kernel_size: int | tuple[int, int] | None = None,
                   border: str = "reflect") -> Tensor:
-    """Gaussian blur as two separable 1-D passes (grouped conv, one filter per channel).
+    """Gaussian blur as two separable 1-D passes, each channel on its own.
 
     Args:
         image: Tensor[B, C, H, W].

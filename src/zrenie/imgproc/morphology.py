@@ -47,12 +47,12 @@ def structuring_element(shape: str = "rect", kernel_size: int | tuple[int, int] 
     return element
 
 
-def _as_element(kernel: int | tuple[int, int] | Tensor) -> Tensor:
+def _as_element(kernel: int | tuple[int, int] | Tensor, shape: str) -> Tensor:
     if isinstance(kernel, Tensor):
         if kernel.dim() != 2 or kernel.numel() == 0:
             raise ShapeError(f"kernel: expected a 0/1 Tensor[kh, kw], got shape {tuple(kernel.shape)}")
         return kernel
-    return structuring_element("rect", kernel)
+    return structuring_element(shape, kernel)
 
 
 def _dilate(image: Tensor, element: Tensor, border: str) -> Tensor:
@@ -75,8 +75,8 @@ def _dilate(image: Tensor, element: Tensor, border: str) -> Tensor:
     return out
 
 
-def _check(image: Tensor, kernel, border: str) -> Tensor:
-    element = _as_element(kernel)
+def _check(image: Tensor, kernel, border: str, shape: str) -> Tensor:
+    element = _as_element(kernel, shape)
     check_image(image, min_size=tuple(element.shape))
     if border not in ("ignore", "reflect", "replicate", "constant"):
         raise ShapeError(f"border: expected ignore, reflect, replicate or constant, got {border!r}")
@@ -84,67 +84,75 @@ def _check(image: Tensor, kernel, border: str) -> Tensor:
 
 
 @batched
-def dilate(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+def dilate(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
+           shape: str = "rect") -> Tensor:
     """Grayscale dilation: the maximum over the structuring element (cv2.dilate).
 
     Args:
         image: Tensor[B, C, H, W].
-        kernel: a square size k, (kh, kw) for a rectangle, or a 0/1 Tensor[kh, kw] such as
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
             `structuring_element("ellipse", 5)`.
         border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
 
     Returns:
         Tensor[B, C, H, W].
     """
-    element = _check(image, kernel, border)
+    element = _check(image, kernel, border, shape)
     return _dilate(image, element, border)
 
 
 @batched
-def erode(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+def erode(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
+          shape: str = "rect") -> Tensor:
     """Grayscale erosion: the minimum over the structuring element (cv2.erode).
 
     Args:
         image: Tensor[B, C, H, W].
-        kernel: a square size k, (kh, kw) for a rectangle, or a 0/1 Tensor[kh, kw].
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw].
         border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
 
     Returns:
         Tensor[B, C, H, W].
     """
-    element = _check(image, kernel, border)
+    element = _check(image, kernel, border, shape)
     return -_dilate(-image, element, border)  # min(x) = -max(-x); zero padding stays zero
 
 
 @batched
-def opening(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+def opening(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
+            shape: str = "rect") -> Tensor:
     """Erosion then dilation: removes bright details smaller than the SE (cv2.MORPH_OPEN)."""
-    return dilate(erode(image, kernel, border), kernel, border)
+    return dilate(erode(image, kernel, border, shape), kernel, border, shape)
 
 
 @batched
-def closing(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+def closing(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
+            shape: str = "rect") -> Tensor:
     """Dilation then erosion: fills dark details smaller than the SE (cv2.MORPH_CLOSE)."""
-    return erode(dilate(image, kernel, border), kernel, border)
+    return erode(dilate(image, kernel, border, shape), kernel, border, shape)
 
 
 @batched
 def morphological_gradient(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3,
-                           border: str = "ignore") -> Tensor:
+                           border: str = "ignore", shape: str = "rect") -> Tensor:
     """Dilation minus erosion: bright outlines of objects (cv2.MORPH_GRADIENT)."""
-    return dilate(image, kernel, border) - erode(image, kernel, border)
+    return dilate(image, kernel, border, shape) - erode(image, kernel, border, shape)
 
 
 @batched
-def top_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+def top_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
+            shape: str = "rect") -> Tensor:
     """The image minus its opening: bright details smaller than the SE (cv2.MORPH_TOPHAT)."""
-    return image - opening(image, kernel, border)
+    return image - opening(image, kernel, border, shape)
 
 
 @batched
-def black_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore") -> Tensor:
+def black_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
+              shape: str = "rect") -> Tensor:
     """The closing minus the image: dark details smaller than the SE (cv2.MORPH_BLACKHAT)."""
-    return closing(image, kernel, border) - image
+    return closing(image, kernel, border, shape) - image
 
 
 # Module forms: each holds the op's non-image arguments, e.g. Erode(structuring_element("cross", 5)).

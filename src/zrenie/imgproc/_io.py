@@ -1,0 +1,104 @@
+"""Image files for the imgproc CLI: 8- and 16-bit in, the same depth out, always written atomically."""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from zrenie.data.io import read_image, write_image
+from zrenie.errors import DataError
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(bit depth, colour type) from a PNG's IHDR, or None for other files."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n":
+        return head[24], head[25]
+    return None
+
+
+def read_float(path: str | Path) -> tuple[Tensor, int]:
+    """Reads an image file as float `Tensor[C, H, W]` in [0, 1] (C = 1 or 3) and its bit depth (8 or 16)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image not found: {path}")
+    header = _png_header(path)
+    if header is not None and header[0] == 16 and header[1] in (2, 6):
+        # Pillow reads 16-bit RGB PNGs as 8-bit RGB; OpenCV keeps the 16 bits when it is installed.
+        try:
+            import cv2
+        except ModuleNotFoundError:
+            cv2 = None
+        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if cv2 is not None else None
+        if array is not None and array.dtype == np.uint16:
+            rgb = np.ascontiguousarray(array[:, :, 2::-1].transpose(2, 0, 1))
+            return torch.from_numpy(rgb.astype(np.float32) / 65535), 16
+    try:
+        with Image.open(path) as im:
+            if im.mode in _SIXTEEN_BIT_MODES:
+                array = np.asarray(im).astype(np.float32)
+                return torch.from_numpy(array / 65535).clamp_(0, 1).unsqueeze(0), 16
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"not a readable image: {path} ({type(err).__name__})") from None
+    return read_image(path, channels=None).float() / 255, 8
+
+
+def _png16_bytes(array: np.ndarray) -> bytes:
+    """A PNG file holding uint16 (H, W, C), C = 1 or 3: filter type 0 on every row, zlib level 6."""
+    height, width, channels = array.shape
+    rows = np.zeros((height, 1 + width * channels * 2), dtype=np.uint8)  # a 0 filter byte per row
+    rows[:, 1:] = np.ascontiguousarray(array, dtype=">u2").view(np.uint8).reshape(height, -1)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, {1: 0, 3: 2}[channels], 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + \
+        chunk(b"IEND", b"")
+
+
+def check_writable(path: str | Path) -> None:
+    """Raises DataError unless Pillow knows how to write the file's extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in Image.registered_extensions():
+        raise DataError(f"unknown image extension {suffix or '(none)'!r} for output {path}; use .png, .jpg, .tif, ...")
+
+
+def _usual_permissions(path: Path) -> None:
+    """mkstemp creates files as 0600; give the result the mode a plain open() would (0666 minus umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def write_float(image: Tensor, path: str | Path, bits: int = 8) -> None:
+    """Writes float `Tensor[C, H, W]` (C = 1 or 3) atomically; 16 bits only to PNG, else 8."""
+    path = Path(path)
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise DataError(f"cannot write {tuple(image.shape)} to {path}: an image file needs (1 or 3, H, W)")
+    if bits != 16 or path.suffix.lower() != ".png":
+        write_image(image, path)
+        _usual_permissions(path)
+        return
+    array = (image.detach().float().clamp(0, 1) * 65535).round().cpu().numpy().astype(np.uint16).transpose(1, 2, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(_png16_bytes(array))
+        os.replace(tmp, path)
+        _usual_permissions(path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
