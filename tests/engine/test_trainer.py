@@ -24,11 +24,18 @@ def test_same_seed_gives_identical_metrics(tiny):
     assert _rows(c["run_dir"]) != _rows(a["run_dir"])
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted three-epoch run with EMA, the target of the resume tests."""
+    out = tmp_path_factory.mktemp("reference") / "ref"
+    return zrenie.train("classify", data="digits", out=str(out), epochs=3, ema=0.9, progress=False,
+                        tensorboard=False, report=False, seed=0, deterministic=True,
+                        **{"data.batch_size": 64, "model.width": 8, "optim.lr": 0.05})
+
+
 @pytest.mark.parametrize("stop_at", [(0, 5), (1, 0)], ids=["mid-epoch", "epoch-boundary"])
-def test_interrupted_run_resumes_to_the_same_metrics(tiny, stop_at):
+def test_interrupted_run_resumes_to_the_same_metrics(tiny, reference, stop_at):
     """Ctrl-C (simulated by a callback) saves last.pt; resume= ends where an uninterrupted run ends."""
-    overrides = tiny("ref", epochs=3, ema=0.9)
-    reference = zrenie.train("classify", **overrides)
 
     def interrupt(info):
         if (info["epoch"], info["batch"]) == (stop_at[0], stop_at[1] or 1) and stop_at[1]:
