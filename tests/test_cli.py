@@ -139,3 +139,12 @@ def test_report_verb_rewrites_the_report(trained, capsys):
     (trained / "report.html").unlink()
     assert main(["classify", "report", str(trained)]) == 0
     assert (trained / "report.html").is_file() and "report:" in capsys.readouterr().out
+
+
+def test_demo_command_equals_the_demo_recipe():
+    from zrenie.cli import DEMO
+    from zrenie.config import build_config, parse_overrides
+
+    demo = build_config(**parse_overrides([f"{k}={v}" for k, v in DEMO.items()]))
+    recipe = build_config("recipes/digits_cnn.yaml", out="runs/demo", overwrite=True)
+    assert demo == recipe

@@ -21,6 +21,11 @@ EXAMPLES = """examples:
   zrenie imgproc gaussian_blur in.jpg out.png sigma=2
 """
 TASKS = ("classify",)
+# `zrenie demo` = recipes/digits_cnn.yaml written out, for installs without the repository's recipes
+# (a test keeps the two equal).
+DEMO = {"data": "digits", "data.size": 16, "data.batch_size": 64, "data.augment": "light", "model": "simple_cnn",
+        "optim.lr": 0.1, "optim.schedule": "onecycle", "optim.label_smoothing": 0.1, "epochs": 30, "ema": 0.99,
+        "out": "runs/demo", "overwrite": "true"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,7 +168,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
 
         return imgproc_main(ns.args)
     if ns.command == "demo":
-        return _train("classify", ["data=digits", "data.size=16", "epochs=15", "out=runs/demo", "overwrite=true"])
+        return _train("classify", [f"{k}={v}" for k, v in DEMO.items()])
     _parser().print_help()
     return 0
 
