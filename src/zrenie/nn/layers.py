@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import Tensor, nn
+
+from zrenie.errors import ShapeError
 
 
 class ConvBNAct(nn.Sequential):
@@ -10,19 +14,33 @@ class ConvBNAct(nn.Sequential):
 
     The convolution has no bias because the batchnorm's shift makes it redundant.
     Set `norm=False` to drop the batchnorm (the conv then keeps its bias).
+
+    Args:
+        kernel_size, stride, padding, dilation: as in `nn.Conv2d`; ints or (h, w) pairs. `padding`
+            defaults to "same" for odd kernels at stride 1.
+        eps: batchnorm epsilon (torchvision's Inception uses 0.001).
+        names: child names, e.g. `("conv", "bn", "relu")`, so that state_dict keys match an existing
+            implementation (torchvision's Inception `BasicConv2d` has `conv.weight`, `bn.weight`);
+            by default the children are numbered like `Conv2dNormActivation` (`0.weight`, `1.weight`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int | None = None, groups: int = 1, norm: bool = True,
-                 act: type[nn.Module] | None = nn.ReLU):
-        padding = kernel_size // 2 if padding is None else padding
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int] = 3,
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] | None = None,
+                 groups: int = 1, norm: bool = True, act: type[nn.Module] | None = nn.ReLU,
+                 dilation: int = 1, eps: float = 1e-5, names: tuple[str, ...] | None = None):
+        if padding is None:
+            k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+            padding = (dilation * (k[0] - 1) // 2, dilation * (k[1] - 1) // 2)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
-                                             groups=groups, bias=not norm)]
+                                             dilation=dilation, groups=groups, bias=not norm)]
         if norm:
-            layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.BatchNorm2d(out_channels, eps=eps))
         if act is not None:
             layers.append(act(inplace=True) if act in (nn.ReLU, nn.ReLU6, nn.SiLU) else act())
-        super().__init__(*layers)
+        if names is None:
+            super().__init__(*layers)
+        else:
+            super().__init__(OrderedDict(zip(names, layers)))
 
 
 class BasicBlock(nn.Module):
@@ -62,3 +80,17 @@ class PadShortcut(nn.Module):
         if self.extra:
             x = nn.functional.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
         return x
+
+
+def check_input_size(x: Tensor, min_size: int, model: str) -> None:
+    """One-line error for inputs an architecture cannot take, instead of a deep shape error.
+
+    Args:
+        x: Tensor[B, C, H, W].
+        min_size: smallest H and W the architecture's downsampling leaves at least 1x1.
+    """
+    if x.ndim != 4:
+        raise ShapeError(f"{model}: expected images (B, C, H, W), got shape {tuple(x.shape)}")
+    if min(x.shape[-2:]) < min_size:
+        raise ShapeError(f"{model}: input {x.shape[-2]}x{x.shape[-1]} is smaller than the minimum "
+                         f"{min_size}x{min_size}; pass small_input=true for small images")
