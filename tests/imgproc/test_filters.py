@@ -173,3 +173,11 @@ def test_image_smaller_than_kernel_names_the_sizes():
 def test_bad_arguments_raise_shape_error(call):
     with pytest.raises(ShapeError):
         call()
+
+
+def test_cache_blocks_cover_batches_and_tall_images():
+    for shape in [(5, 3, 130, 150), (1, 2, 700, 400)]:  # several images per block; several blocks per image
+        image = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+        fast = filters.gaussian_blur(image, 2.0)
+        graph = filters.gaussian_blur(image.clone().requires_grad_(), 2.0).detach()
+        assert torch.allclose(fast, graph, atol=1e-12)
