@@ -30,7 +30,7 @@ def test_models_take_small_and_cifar_inputs_and_expose_stage_features(name, size
     model = zrenie.build_model(name, num_classes=7, in_channels=1).eval()
     x = torch.randn(2, 1, size, size)
     assert model(x).shape == (2, 7)
-    maps = model.features(x)
+    maps = model.stage_features(x)
     assert len(maps) == 3 and [m.shape[-1] for m in maps] == [size, size // 2, size // 4]
 
 

@@ -40,12 +40,12 @@ class SimpleCNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(4 * w, num_classes)
 
-    def features(self, x: Tensor) -> list[Tensor]:
+    def stage_features(self, x: Tensor) -> list[Tensor]:
         """One map per stage: (B, w, H, W), (B, 2w, H/2, W/2), (B, 4w, H/4, W/4)."""
         return stage_outputs(self.stages, x)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.features(x)[-1]
+        x = self.stage_features(x)[-1]
         return self.fc(self.dropout(self.pool(x).flatten(1)))  # (B, num_classes)
 
 
@@ -82,12 +82,12 @@ class ResNetCifar(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def features(self, x: Tensor) -> list[Tensor]:
+    def stage_features(self, x: Tensor) -> list[Tensor]:
         """One map per stage: (B, w, H, W), (B, 2w, H/2, W/2), (B, 4w, H/4, W/4)."""
         return stage_outputs(self.stages, self.stem(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.dropout(self.pool(self.features(x)[-1]).flatten(1)))
+        return self.fc(self.dropout(self.pool(self.stage_features(x)[-1]).flatten(1)))
 
 
 def _drop_none(**kwargs) -> dict:
