@@ -14,6 +14,8 @@ _MODULES = (
     "zrenie.data.formats.cifar",
     "zrenie.data.formats.mnist_idx",
     "zrenie.data.formats.image_folder",
+    "zrenie.data.formats.food101",
+    "zrenie.data.formats.pets",
 )
 
 
