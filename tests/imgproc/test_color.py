@@ -205,3 +205,8 @@ def test_cache_blocks_give_the_whole_image_result(op):
     image = torch.rand(2, 3, 300, 700, generator=torch.Generator().manual_seed(2))  # big enough for blocks
     whole = op(image.clone().requires_grad_()).detach()  # autograd disables blocks
     assert torch.allclose(op(image), whole, atol=1e-5)
+
+
+def test_error_names_the_shape_the_caller_passed():
+    with pytest.raises(ShapeError, match=r"4 channels in shape \(4, 8, 8\)"):
+        color.rgb_to_lab(torch.rand(4, 8, 8))

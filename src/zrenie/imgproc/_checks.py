@@ -52,8 +52,11 @@ def batched(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(image: Tensor, *args, **kwargs) -> Tensor:
         if isinstance(image, Tensor) and image.dim() == 3:
-            out = fn(image.unsqueeze(0), *args, **kwargs)
-            return out.squeeze(0)
+            batch = image.unsqueeze(0)
+            try:
+                return fn(batch, *args, **kwargs).squeeze(0)
+            except ShapeError as err:  # name the shape the caller passed, not the batched one
+                raise ShapeError(str(err).replace(str(tuple(batch.shape)), str(tuple(image.shape)))) from None
         return fn(image, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -10,7 +10,8 @@ from zrenie.errors import ShapeError
 from zrenie.imgproc._checks import batched, check_image
 from zrenie.imgproc._module import OpModule
 from zrenie.imgproc.color import rgb_to_grayscale
-from zrenie.imgproc.filters import gaussian_blur, spatial_gradient
+from zrenie.imgproc.filters import _gradients, gaussian_blur
+from zrenie.imgproc.morphology import _dilate
 
 # OpenCV's sector test in 15-bit fixed point (imgproc/src/canny.cpp): TG22 = tan(22.5 deg) * 2^15.
 _SHIFT = 1 << 15
@@ -49,10 +50,11 @@ def hysteresis(strong: Tensor, weak: Tensor) -> Tensor:
     stops changing: as many steps as the longest weak chain, each a vectorised pass.
     """
     edges, weak = strong.float(), weak.float()
+    square = torch.ones(3, 3)
     while True:
+        grown = edges
         for _ in range(4):  # a few steps between the host-side checks for convergence
-            grown = F.max_pool2d(edges, 3, stride=1, padding=1) * weak
-            grown = torch.maximum(grown, edges)
+            grown = torch.maximum(_dilate(grown, square, "constant") * weak, grown)
         if torch.equal(grown, edges):
             return grown.bool()
         edges = grown
@@ -88,8 +90,7 @@ def canny(image: Tensor, low: float = 0.1, high: float = 0.2, sigma: float = 1.0
     gray = rgb_to_grayscale(image) if image.shape[1] == 3 else image
     if sigma > 0:
         gray = gaussian_blur(gray, sigma, border="replicate")
-    gradient = spatial_gradient(gray, "sobel", kernel_size, border="replicate")  # (B, 1, 2, H, W)
-    gx, gy = gradient[:, :, 0], gradient[:, :, 1]
+    gx, gy = _gradients(gray, "sobel", kernel_size, False, "replicate")  # each (B, 1, H, W)
     magnitude = torch.sqrt(gx * gx + gy * gy) if l2_gradient else gx.abs() + gy.abs()
     candidates = _non_maximum_suppression(magnitude, gx, gy) & (magnitude > low)
     return hysteresis(candidates & (magnitude > high), candidates).to(image.dtype)

@@ -63,7 +63,29 @@ def filter2d(image: Tensor, kernel: Tensor, border: str = "reflect") -> Tensor:
     if kernel.dim() != 2 or not kernel.is_floating_point() and kernel.dtype not in (torch.int32, torch.int64):
         raise ShapeError(f"kernel: expected a numeric Tensor[kh, kw], got shape {tuple(kernel.shape)}")
     check_image(image, min_size=tuple(kernel.shape))
-    return _depthwise(pad_image(image, tuple(kernel.shape), border), kernel.to(image))
+    padded = pad_image(image, tuple(kernel.shape), border)
+    if padded.device.type == "cpu" and not (torch.is_grad_enabled() and padded.requires_grad):
+        return _correlate_cpu(padded, kernel.double().tolist())
+    return _depthwise(padded, kernel.to(image))
+
+
+def _correlate_cpu(padded: Tensor, kernel: list[list[float]]) -> Tensor:
+    """2-D correlation as one multiply-add per nonzero tap, over cache-sized blocks (see _separable_cpu).
+
+    torch's depthwise conv2d runs a 3x3 Laplacian on a 1080p RGB frame ~50x slower than OpenCV
+    (benchmarks/imgproc.py); the taps, zeros skipped, are what OpenCV's filter2D computes too.
+    """
+    kh, kw = len(kernel), len(kernel[0])
+    taps = [(i, j, w) for i, row in enumerate(kernel) for j, w in enumerate(row) if w != 0]
+    batch, channels, padded_h, padded_w = padded.shape
+    height, width = padded_h - kh + 1, padded_w - kw + 1
+    out = padded.new_zeros(batch, channels, height, width)
+    for images, rows in blocks(batch, height, padded_w, (1 << 18) // channels):
+        n = rows.stop - rows.start
+        block = out[images, :, rows]
+        for i, j, weight in taps:
+            block.add_(padded[images, :, rows.start + i:rows.start + i + n, j:j + width], alpha=weight)
+    return out
 
 
 @batched
@@ -190,16 +212,34 @@ def median_blur(image: Tensor, kernel_size: int = 3, border: str = "reflect") ->
     k, _ = check_kernel_size(kernel_size)
     check_image(image, min_size=k)
     padded = pad_image(image, (k, k), border)
-    batch, channels, height, width = image.shape
+    batch, _, height, width = image.shape
+    if padded.device.type != "cpu" or (torch.is_grad_enabled() and padded.requires_grad):
+        return _forgetful_median([padded[..., i:i + height, j:j + width] for i in range(k) for j in range(k)])
     out = torch.empty_like(image)
-    # (B, C, rows, W, k, k) windows are k^2 times the image; go in row blocks of ~2^24 values
-    # so a 1080p frame with k = 5 needs ~64 MB instead of 600 MB.
-    rows = max(1, (1 << 24) // max(1, batch * channels * width * k * k))
-    for top in range(0, height, rows):
-        bottom = min(height, top + rows)
-        windows = padded[:, :, top:bottom + k - 1].unfold(2, k, 1).unfold(3, k, 1)  # (B, C, r, W, k, k)
-        out[:, :, top:bottom] = windows.reshape(*windows.shape[:4], k * k).median(dim=-1).values
+    for images, rows in blocks(batch, height, width, 1 << 15):
+        n = rows.stop - rows.start
+        block = padded[images, :, rows.start:rows.stop + k - 1]
+        out[images, :, rows] = _forgetful_median([block[..., i:i + n, j:j + width] for i in range(k) for j in range(k)])
     return out
+
+
+def _forgetful_median(values: list[Tensor]) -> Tensor:
+    """The elementwise median of an odd number of same-shape tensors by forgetful selection.
+
+    Keep a pool of n // 2 + 2 values, drop its minimum and maximum (neither can be the median),
+    add the next value, repeat (Paeth's "median finding on a 3x3 grid", Graphics Gems 1990).
+    Only min/max of whole tensors, so it vectorises: 7x faster than `Tensor.median(dim=-1)`
+    over unfolded 5x5 windows, and it needs no k^2-times-larger copy of the image.
+    """
+    pool, rest = list(values[:len(values) // 2 + 2]), list(values[len(values) // 2 + 2:])
+    while len(pool) > 1:
+        for i in range(len(pool) - 1):  # bubble the maximum to the end
+            pool[i], pool[i + 1] = torch.minimum(pool[i], pool[i + 1]), torch.maximum(pool[i], pool[i + 1])
+        for i in range(len(pool) - 2, 0, -1):  # and the minimum to the front
+            pool[i - 1], pool[i] = torch.minimum(pool[i - 1], pool[i]), torch.maximum(pool[i - 1], pool[i])
+        pool = pool[1:-1] + rest[:1]
+        rest = rest[1:]
+    return pool[0]
 
 
 @batched
@@ -268,6 +308,17 @@ def derivative_kernels(dx: int, dy: int, kernel_size: int = 3, mode: str = "sobe
     return kernel(dx), kernel(dy)
 
 
+def _gradients(image: Tensor, mode: str, kernel_size: int, normalized: bool, border: str) -> tuple[Tensor, Tensor]:
+    """(d/dx, d/dy), each Tensor[B, C, H, W]."""
+    grads = []
+    for dx, dy in ((1, 0), (0, 1)):
+        kx, ky = derivative_kernels(dx, dy, kernel_size, mode)
+        if normalized:
+            kx = kx / (kx.abs().sum() * ky.abs().sum())
+        grads.append(filter2d_separable(image, kx, ky, border))
+    return grads[0], grads[1]
+
+
 @batched
 def spatial_gradient(image: Tensor, mode: str = "sobel", kernel_size: int = 3, normalized: bool = False,
                      border: str = "reflect") -> Tensor:
@@ -284,19 +335,13 @@ def spatial_gradient(image: Tensor, mode: str = "sobel", kernel_size: int = 3, n
     Returns:
         Tensor[B, C, 2, H, W]: (d/dx, d/dy), x to the right, y down.
     """
-    grads = []
-    for dx, dy in ((1, 0), (0, 1)):
-        kx, ky = derivative_kernels(dx, dy, kernel_size, mode)
-        grad = filter2d_separable(image, kx, ky, border)
-        grads.append(grad / (kx.abs().sum() * ky.abs().sum()) if normalized else grad)
-    return torch.stack(grads, dim=2)
+    return torch.stack(_gradients(image, mode, kernel_size, normalized, border), dim=2)
 
 
-def _magnitude(gradients: Tensor) -> Tensor:
-    """sqrt(gx^2 + gy^2) of Tensor[B, C, 2, H, W], with a zero (not NaN) gradient where both are 0."""
-    squared = (gradients * gradients).sum(dim=2)
-    positive = squared > 0
-    return torch.where(positive, torch.where(positive, squared, torch.ones_like(squared)).sqrt(), torch.zeros_like(squared))
+def _magnitude(gx: Tensor, gy: Tensor) -> Tensor:
+    """sqrt(gx^2 + gy^2), with a zero (not NaN) gradient where both are 0."""
+    squared = gx * gx + gy * gy
+    return torch.where(squared > 0, squared.clamp_min(1e-30).sqrt(), 0.0)
 
 
 @batched
@@ -312,7 +357,7 @@ def sobel(image: Tensor, kernel_size: int = 3, normalized: bool = True, border: 
     Returns:
         Tensor[B, C, H, W].
     """
-    return _magnitude(spatial_gradient(image, "sobel", kernel_size, normalized, border))
+    return _magnitude(*_gradients(image, "sobel", kernel_size, normalized, border))
 
 
 @batched
@@ -327,7 +372,7 @@ def scharr(image: Tensor, normalized: bool = True, border: str = "reflect") -> T
     Returns:
         Tensor[B, C, H, W].
     """
-    return _magnitude(spatial_gradient(image, "scharr", 3, normalized, border))
+    return _magnitude(*_gradients(image, "scharr", 3, normalized, border))
 
 
 @batched
