@@ -93,6 +93,9 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     cfg = (_resume_config(str(resume), recipe, overrides) if resume
            else build_config(recipe, task=task, **overrides))
     task_impl = get_task(cfg.task)
+    if cfg.model.unfreeze_every > 0 and dist.launched_by_torchrun():
+        raise ConfigError("config key 'model.unfreeze_every': gradual unfreezing is not supported under DDP "
+                          "(DDP fixes the trained parameters when it wraps the model)")
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -101,17 +104,18 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     holds_run = _check_run_dir(cfg)
     splits = task_impl.build_data(cfg)
     meta = splits.meta()
-    model = task_impl.build_model(cfg, meta).to(device)
+    model = task_impl.build_model(cfg, meta, training=True).to(device)
     state = None
     if cfg.resume:
         state = load_checkpoint(cfg.resume, task=cfg.task)
         load_model_state(model, state["model"], cfg.resume)
-    step = task_impl.build_step(cfg, meta)
+    step = task_impl.build_step(cfg, meta, splits.train.targets)
     train_loader = _loader(splits, cfg, device, "train")
     val_loader = _loader(splits, cfg, device, "val")
     run_dir = _create_run_dir(cfg, holds_run)
     extra = {"task": cfg.task, "model_name": cfg.model.name, "meta": meta}
-    trainer = Trainer(model, step, train_loader, val_loader, cfg, run_dir, device, extra, callbacks)
+    lr_mult_of = task_impl.lr_mult_of(cfg, model) if hasattr(task_impl, "lr_mult_of") else None
+    trainer = Trainer(model, step, train_loader, val_loader, cfg, run_dir, device, extra, callbacks, lr_mult_of)
     if state is not None:
         trainer.load_state_dict(state)
     try:

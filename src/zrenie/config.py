@@ -26,13 +26,17 @@ class DataConfig:
     size: Union[int, None] = None  # resize images to size x size (None: native size)
     batch_size: int = 128
     workers: int = 2  # DataLoader workers for on-disk datasets
-    augment: str = "standard"  # none | light | standard
+    augment: str = "standard"  # none | light | standard | strong
     val_fraction: float = 0.1  # carved from train when the dataset has no val split
     download: bool = False  # use torchvision's downloader when the files are missing
     strict: bool = False  # a corrupt image is an error instead of a counted warning
     num_classes: Union[int, None] = None  # procedural datasets (shapes)
     num_samples: Union[int, None] = None  # procedural datasets (shapes): images in all splits
     seed: int = 0  # seed of the split and of procedural data
+    sampler: str = "random"  # random | balanced (each class drawn equally often: for rare classes)
+    mixup: Union[float, None] = None  # MixUp alpha; None: the augment preset's (0.2 for strong, else off)
+    cutmix: Union[float, None] = None  # CutMix alpha; None: the augment preset's (1.0 for strong, else off)
+    subset_classes: Union[list, None] = None  # keep only these classes (names or indices), relabelled 0..k-1
 
 
 @dataclass
@@ -40,6 +44,11 @@ class ModelConfig:
     name: str = "simple_cnn"
     dropout: Union[float, None] = None  # None: the architecture's default
     width: Union[int, None] = None  # base channel count where the architecture has one
+    small_input: bool = False  # stem for 32x32 images on ImageNet architectures
+    weights: Union[str, None] = None  # torchvision/timm .pth or .safetensors, or a zrenie checkpoint
+    finetune: str = "full"  # scratch (ignore weights) | frozen (train the head only) | full
+    unfreeze_every: int = 0  # gradual unfreezing: one more block every N epochs, from the head down
+    kwargs: dict = field(default_factory=dict)  # architecture options, e.g. model.kwargs.width_mult=0.5
 
 
 @dataclass
@@ -55,6 +64,7 @@ class OptimConfig:
     gamma: float = 0.1  # step: decay factor
     label_smoothing: float = 0.0
     grad_clip: float = 0.0  # max global grad norm; 0 disables
+    backbone_lr_mult: float = 1.0  # learning rate of pretrained layers relative to the new head
 
 
 @dataclass
@@ -72,7 +82,8 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = False
     ema: float = 0.0  # EMA decay of the weights, e.g. 0.999; 0 disables
-    tta: bool = False  # evaluate with horizontal-flip test-time augmentation
+    tta: str = "none"  # test-time augmentation: none | flip | five_crop | ten_crop
+    class_weights: str = "none"  # none | balanced (loss weight n / (k * n_c), as scikit-learn's)
     monitor: str = "val/acc1"  # metric that picks best.pt
     monitor_mode: str = "max"  # max | min
     resume: Union[str, None] = None  # run directory or checkpoint to continue from
@@ -83,7 +94,11 @@ class TrainConfig:
 
 
 CHOICES = {
-    "data.augment": ("none", "light", "standard"),
+    "data.augment": ("none", "light", "standard", "strong"),
+    "data.sampler": ("random", "balanced"),
+    "model.finetune": ("scratch", "frozen", "full"),
+    "tta": ("none", "flip", "five_crop", "ten_crop"),
+    "class_weights": ("none", "balanced"),
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("onecycle", "cosine", "step", "constant"),
     "amp": ("auto", "off", "bf16", "fp16"),
@@ -138,6 +153,9 @@ def _set(cfg: Any, key: str, value: Any, prefix: str = "") -> None:
             _set(getattr(cfg, head), "name", value, full + ".")
         else:
             raise ConfigError(f"config key {full!r}: expected a name or a mapping, got {value!r}")
+        return
+    if rest and tp is dict:  # free-form options: model.kwargs.width_mult=0.5
+        getattr(cfg, head)[rest] = value
         return
     if rest:
         raise ConfigError(f"unknown config key {full + '.' + rest!r}: {full!r} has no sub-keys")

@@ -51,8 +51,24 @@ def cutout(images: Tensor, size: int, generator: torch.Generator) -> Tensor:
     return images.masked_fill(mask[:, None], 0.0)
 
 
+def trivial_augment(images: Tensor, chunk: int = 8) -> Tensor:
+    """TrivialAugment (Muller & Hutter 2021) on a float batch: one random op and strength per chunk.
+
+    torchvision's v2 op draws one op for the whole tensor it is given; chunks of `chunk` images
+    keep the per-image variety close while the work stays batched. Ops run on uint8, where every
+    op of its table is defined. Randomness comes from torch's global generator (checkpointed).
+    """
+    from torchvision.transforms import v2
+
+    op = v2.TrivialAugmentWide()
+    as_uint8 = images.clamp(0, 1).mul(255).round().to(torch.uint8)
+    out = torch.cat([op(part) for part in as_uint8.split(chunk)])
+    return out.float().div_(255)
+
+
 class BatchAugment:
-    """A preset of batch ops: `none`, `light` (crop), `standard` (crop, flip where allowed, cutout).
+    """A preset of batch ops: `none`, `light` (crop), `standard` (crop, flip where allowed, cutout),
+    `strong` (standard with TrivialAugment before the cutout; MixUp/CutMix are applied by the step).
 
     Padding is 1/8 of the image side and the cutout 1/4 of it (4 and 8 pixels at 32x32, the
     values of the CIFAR baselines these presets follow).
@@ -68,9 +84,11 @@ class BatchAugment:
         if self.preset == "none":
             return images
         images = random_crop(images, self.padding, generator)
-        if self.preset == "standard":
+        if self.preset in ("standard", "strong"):
             if self.hflip:
                 images = random_hflip(images, generator)
+            if self.preset == "strong":
+                images = trivial_augment(images)
             images = cutout(images, self.cutout, generator)
         elif self.hflip:
             images = random_hflip(images, generator)

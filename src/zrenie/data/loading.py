@@ -19,11 +19,20 @@ from zrenie.config import TrainConfig
 from zrenie.data.base import DatasetSplits, InMemoryDataset
 
 
-def epoch_order(n: int, shuffle: bool, seed: int, epoch: int) -> Tensor:
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int, weights: Tensor | None = None) -> Tensor:
+    """This epoch's sample order: a permutation, or with `weights` n draws with replacement."""
     if not shuffle:
         return torch.arange(n)
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if weights is not None:
+        return torch.multinomial(weights, n, replacement=True, generator=g)
     return torch.randperm(n, generator=g)
+
+
+def balanced_sample_weights(targets: Tensor) -> Tensor:
+    """Per-sample weight 1 / count(class): every class is drawn equally often on average."""
+    counts = torch.bincount(targets).double()
+    return (1.0 / counts[targets]).double()
 
 
 def shard(order: Tensor, rank: int, world: int, drop_last: bool, batch_size: int) -> Tensor:
@@ -61,6 +70,7 @@ class TensorLoader:
         self.rank, self.world = rank, world
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.epoch, self._skip = 0, 0
+        self.sample_weights: Tensor | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -69,7 +79,7 @@ class TensorLoader:
         self._skip = batches
 
     def _indices(self) -> Tensor:
-        order = epoch_order(len(self.images), self.shuffle, self.seed, self.epoch)
+        order = epoch_order(len(self.images), self.shuffle, self.seed, self.epoch, self.sample_weights)
         return shard(order, self.rank, self.world, self.drop_last, self.batch_size)
 
     def __len__(self) -> int:
@@ -113,9 +123,10 @@ class FileLoader(TensorLoader):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.epoch, self._skip, self._start = 0, 0, 0
         self.workers = workers
+        self.sample_weights: Tensor | None = None
 
     def _indices(self) -> Tensor:
-        order = epoch_order(len(self.dataset), self.shuffle, self.seed, self.epoch)
+        order = epoch_order(len(self.dataset), self.shuffle, self.seed, self.epoch, self.sample_weights)
         return shard(order, self.rank, self.world, self.drop_last, self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
@@ -141,9 +152,13 @@ def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, devi
                   channels_last=cfg.channels_last)
     if isinstance(dataset, InMemoryDataset):
         augment = BatchAugment(cfg.data.augment, splits.image_size, splits.hflip) if train else None
-        return TensorLoader(dataset, augment=augment, **common)
-    from zrenie.data.transforms import eval_transform, train_transform
+        loader: TensorLoader = TensorLoader(dataset, augment=augment, **common)
+    else:
+        from zrenie.data.transforms import eval_transform, train_transform
 
-    dataset.transform = (train_transform(splits.image_size, cfg.data.augment, splits.hflip) if train
-                         else eval_transform(splits.image_size))
-    return FileLoader(dataset, workers=cfg.data.workers, **common)
+        dataset.transform = (train_transform(splits.image_size, cfg.data.augment, splits.hflip) if train
+                             else eval_transform(splits.image_size))
+        loader = FileLoader(dataset, workers=cfg.data.workers, **common)
+    if train and cfg.data.sampler == "balanced":
+        loader.sample_weights = balanced_sample_weights(dataset.targets)
+    return loader

@@ -12,7 +12,7 @@ from torchvision.transforms import v2
 
 from zrenie.errors import ConfigError
 
-AUGMENTS = ("none", "light", "standard")
+AUGMENTS = ("none", "light", "standard", "strong")
 
 # Train crops keep at least 35% of the image: ImageNet's usual 8% lower bound throws away too
 # much of the small, often centred objects of course datasets.
@@ -34,7 +34,9 @@ def train_transform(image_size: int, augment: str, hflip: bool) -> v2.Compose:
         image_size: side S of the square output.
         augment: "none" resizes the whole image to S x S (no crop, so the aspect ratio is not kept);
             "light" takes a random resized crop of 35-100% of the area, plus a horizontal flip
-            when `hflip`; "standard" adds a small colour jitter and random erasing (p=0.25).
+            when `hflip`; "standard" adds a small colour jitter and random erasing (p=0.25);
+            "strong" replaces the jitter by TrivialAugment (Muller & Hutter 2021) before erasing
+            (MixUp/CutMix, the rest of the strong preset, act on whole batches in the step).
         hflip: whether a horizontal flip keeps the label (False for digits and text).
 
     Returns:
@@ -47,7 +49,11 @@ def train_transform(image_size: int, augment: str, hflip: bool) -> v2.Compose:
     steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=CROP_SCALE, antialias=True)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
+    if augment == "strong":
+        steps.append(v2.TrivialAugmentWide())  # on uint8, where every op of its table is defined
     steps.append(_to_float())
+    if augment == "strong":
+        steps.append(v2.RandomErasing(p=ERASING_P, value=0))
     if augment == "standard":
         # No hue shift: colour is often what tells classes apart (ripe vs unripe, species).
         # On 1-channel images v2 leaves saturation unchanged, so the preset serves both.

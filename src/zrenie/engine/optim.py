@@ -13,27 +13,32 @@ from zrenie.config import OptimConfig
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights that decay, and norm/bias parameters that don't.
+def param_groups(model: nn.Module, weight_decay: float, lr: float = 1.0,
+                 lr_mult_of: Callable[[str], float] | None = None) -> list[dict]:
+    """Groups by (decays?, learning-rate multiplier): norm and bias parameters never decay.
 
     Decaying batchnorm scales and biases only shrinks them towards a different function without
     regularising capacity (the normalisation undoes the scale); see "Bag of Tricks", He et al. 2019.
+    Frozen parameters are included: gradual unfreezing turns them on later, and SGD and AdamW skip
+    parameters without gradients.
+
+    Args:
+        lr_mult_of: parameter name -> learning-rate multiplier (discriminative learning rates).
     """
-    decay, no_decay = [], []
-    for module in model.modules():
+    groups: dict[tuple[bool, float], list] = {}
+    for module_name, module in model.named_modules():
         for name, param in module.named_parameters(recurse=False):
-            if not param.requires_grad:
-                continue
-            if isinstance(module, _NORM_TYPES) or name == "bias" or param.ndim <= 1:
-                no_decay.append(param)
-            else:
-                decay.append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+            full = f"{module_name}.{name}" if module_name else name
+            decays = not (isinstance(module, _NORM_TYPES) or name == "bias" or param.ndim <= 1)
+            mult = lr_mult_of(full) if lr_mult_of else 1.0
+            groups.setdefault((decays, mult), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr": lr * mult}
+            for (decays, mult), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+def build_optimizer(model: nn.Module, cfg: OptimConfig,
+                    lr_mult_of: Callable[[str], float] | None = None) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay, cfg.lr, lr_mult_of)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     return torch.optim.AdamW(groups, lr=cfg.lr)

@@ -66,17 +66,22 @@ class Trainer:
         run_dir: where checkpoints and logs go (only the main process writes).
         checkpoint_extra: plain data stored in every checkpoint (task, model name, data meta).
         callbacks: called after every optimizer step with `{"epoch", "batch", "loss"}`.
+        lr_mult_of: parameter name -> learning-rate multiplier (discriminative learning rates).
+
+    A step may also define `on_epoch_start(model, epoch)` (e.g. to unfreeze layers); it is called
+    before each training epoch, also on resume, so it must depend only on the epoch number.
     """
 
     def __init__(self, model: nn.Module, step: Any, train_loader: Iterable, val_loader: Iterable,
                  cfg: TrainConfig, run_dir: Path, device: torch.device, checkpoint_extra: dict | None = None,
-                 callbacks: list[Callable[[dict], None]] | None = None):
+                 callbacks: list[Callable[[dict], None]] | None = None,
+                 lr_mult_of: Callable[[str], float] | None = None):
         self.model, self.step, self.cfg, self.device = model, step, cfg, device
         self.train_loader, self.val_loader = train_loader, val_loader
         self.run_dir = Path(run_dir)
         self.extra = checkpoint_extra or {}
         self.callbacks = callbacks or []
-        self.optimizer = build_optimizer(model, cfg.optim)
+        self.optimizer = build_optimizer(model, cfg.optim, lr_mult_of)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.epochs, len(train_loader))
         self.amp_dtype = resolve_amp(cfg.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
@@ -181,6 +186,8 @@ class Trainer:
 
     def train_epoch(self) -> dict[str, float]:
         model, loader = self.train_model, self.train_loader
+        if hasattr(self.step, "on_epoch_start"):
+            self.step.on_epoch_start(self.model, self.epoch)
         model.train()
         loader.set_epoch(self.epoch)
         if self.batch and hasattr(loader, "skip"):

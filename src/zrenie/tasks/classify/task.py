@@ -14,7 +14,8 @@ from zrenie.data.catalog import open_splits
 from zrenie.data.loading import build_loader
 from zrenie.registry import MODELS, TASKS
 from zrenie.tasks.classify.metrics import ClassificationMetric
-from zrenie.tasks.classify.step import ClassifyStep, flip_tta_logits
+from zrenie.nn.transfer import load_pretrained, lr_multiplier_of, read_weights, set_trainable
+from zrenie.tasks.classify.step import ClassifyStep, tta_logits
 
 MAX_MISTAKES = 32
 
@@ -28,22 +29,41 @@ class ClassifyTask:
     def build_data(self, cfg: TrainConfig) -> DatasetSplits:
         return open_splits(cfg.data)
 
-    def build_model(self, cfg: TrainConfig, meta: dict) -> nn.Module:
-        import zrenie.models  # noqa: F401  (registers every architecture)
+    def build_model(self, cfg: TrainConfig, meta: dict, training: bool = False) -> nn.Module:
+        """The architecture for this data; for training, `model.weights` loaded and layers frozen as configured.
 
-        kwargs = {"num_classes": len(meta["classes"]), "in_channels": meta["in_channels"]}
-        if cfg.model.dropout is not None:
-            kwargs["dropout"] = cfg.model.dropout
-        if cfg.model.width is not None:
-            kwargs["width"] = cfg.model.width
-        return MODELS.get(cfg.model.name)(**kwargs)
+        A resumed run gets its weights from the checkpoint, so `model.weights` is read only for a new run.
+        """
+        model = build_classifier(cfg, meta)
+        if not training:
+            return model
+        if cfg.model.weights and cfg.model.finetune != "scratch" and cfg.resume is None:
+            load_pretrained(model, read_weights(cfg.model.weights), cfg.model.weights)
+        if cfg.model.finetune == "frozen" or cfg.model.unfreeze_every > 0:
+            set_trainable(model, 0)  # with unfreeze_every, the step's on_epoch_start unfreezes block by block
+        return model
 
-    def build_step(self, cfg: TrainConfig, meta: dict) -> ClassifyStep:
-        return ClassifyStep(len(meta["classes"]), cfg.optim.label_smoothing, cfg.tta)
+    def lr_mult_of(self, cfg: TrainConfig, model: nn.Module):
+        if cfg.optim.backbone_lr_mult == 1.0:
+            return None
+        return lr_multiplier_of(model, cfg.optim.backbone_lr_mult)
+
+    def build_step(self, cfg: TrainConfig, meta: dict, train_targets: Tensor | None = None) -> ClassifyStep:
+        weights = None
+        if cfg.class_weights == "balanced" and train_targets is not None:
+            weights = balanced_class_weights(train_targets, len(meta["classes"]))
+        strong = cfg.data.augment == "strong"
+        mixup = cfg.data.mixup if cfg.data.mixup is not None else (0.2 if strong else 0.0)
+        cutmix = cfg.data.cutmix if cfg.data.cutmix is not None else (1.0 if strong else 0.0)
+        step = ClassifyStep(len(meta["classes"]), cfg.optim.label_smoothing, cfg.tta, weights, mixup, cutmix)
+        if cfg.model.unfreeze_every > 0 and cfg.model.finetune != "frozen":
+            every = cfg.model.unfreeze_every
+            step.on_epoch_start = lambda model, epoch: set_trainable(model, epoch // every)
+        return step
 
     @torch.no_grad()
     def test(self, model: nn.Module, splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
-             split: str = "test") -> dict[str, Any]:
+             split: str = "test", tta: str | None = None) -> dict[str, Any]:
         """Evaluates one split on this process alone and keeps what the report shows.
 
         Returns:
@@ -54,7 +74,7 @@ class ClassifyTask:
         loader.rank, loader.world = 0, 1
         model.eval()
         metric = ClassificationMetric(len(splits.classes))
-        step = ClassifyStep(len(splits.classes), tta=cfg.tta)
+        step = ClassifyStep(len(splits.classes), tta=cfg.tta if tta is None else tta)
         wrong_idx, wrong_true, wrong_pred, wrong_conf = [], [], [], []
         seen = 0
         for images, targets in loader:
@@ -83,7 +103,7 @@ class ClassifyTask:
 
     @torch.no_grad()
     def predict(self, model: nn.Module, meta: dict, images: Sequence[Tensor], device: torch.device,
-                topk: int = 5, tta: bool = False) -> list[list[tuple[str, float]]]:
+                topk: int = 5, tta: str = "none") -> list[list[tuple[str, float]]]:
         """Top-k (class, probability) per image.
 
         Args:
@@ -95,12 +115,37 @@ class ClassifyTask:
         std = torch.tensor(meta["std"], device=device).view(1, -1, 1, 1)
         batch = (batch - mean) / std
         model.eval()
-        logits = flip_tta_logits(model, batch) if tta else model(batch).float()
+        logits = tta_logits(model, batch, tta)
         probs = logits.softmax(1)
         k = min(topk, probs.shape[1])
         top = probs.topk(k, dim=1)
         return [[(meta["classes"][c], float(p)) for p, c in zip(ps.tolist(), cs.tolist())]
                 for ps, cs in zip(top.values, top.indices)]
+
+
+def build_classifier(cfg: TrainConfig, meta: dict) -> nn.Module:
+    """The registered architecture with this data's classes and channels and the config's options."""
+    import zrenie.models  # noqa: F401  (registers every architecture)
+    from zrenie.errors import ConfigError
+
+    kwargs = {"num_classes": len(meta["classes"]), "in_channels": meta["in_channels"], **cfg.model.kwargs}
+    for key in ("dropout", "width"):
+        if getattr(cfg.model, key) is not None:
+            kwargs[key] = getattr(cfg.model, key)
+    if cfg.model.small_input:
+        kwargs["small_input"] = True
+    builder = MODELS.get(cfg.model.name)
+    try:
+        return builder(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"model {cfg.model.name!r} does not take these options: {err}") from None
+
+
+def balanced_class_weights(targets: Tensor, num_classes: int) -> Tensor:
+    """n_samples / (n_classes * count_c), scikit-learn's "balanced" class weights; absent classes get 0."""
+    counts = torch.bincount(targets, minlength=num_classes).double()
+    weights = len(targets) / (num_classes * counts.clamp_min(1))
+    return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()
 
 
 def prepare_image(image: Tensor, meta: dict) -> Tensor:
