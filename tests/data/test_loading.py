@@ -39,3 +39,28 @@ def test_skip_resumes_the_same_batches():
     full = _ids(loader)
     loader.skip(2)
     assert _ids(loader) == full[16:]
+
+
+def test_balanced_sampler_draws_classes_equally():
+    from zrenie.data.loading import balanced_sample_weights
+
+    targets = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
+    ds = InMemoryDataset(torch.zeros(1000, 1, 1, 1, dtype=torch.uint8), targets, ["a", "b", "c"])
+    loader = TensorLoader(ds, 100, torch.device("cpu"), Normalize((0.0,), (1.0,), torch.device("cpu")),
+                          shuffle=True)
+    loader.sample_weights = balanced_sample_weights(targets)
+    counts = torch.bincount(torch.cat([y for _, y in loader]), minlength=3)
+    assert counts.sum() == 1000 and (counts > 250).all() and (counts < 420).all()
+
+
+def test_subset_classes_relabels_every_split():
+    from zrenie.config import DataConfig
+    from zrenie.data.catalog import open_splits
+
+    full = open_splits(DataConfig(name="digits"))
+    sub = open_splits(DataConfig(name="digits", subset_classes=["7", 3]))
+    assert sub.classes == ["7", "3"]
+    for split in ("train", "val", "test"):
+        a, b = getattr(full, split), getattr(sub, split)
+        assert len(b) == int(((a.targets == 7) | (a.targets == 3)).sum())
+        assert torch.equal(b.images[b.targets == 0], a.images[a.targets == 7])
