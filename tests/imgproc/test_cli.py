@@ -138,3 +138,12 @@ def test_module_entry_point_runs_and_fails_cleanly(tmp_path):
                             capture_output=True, text=True)
     assert failed.returncode == 2
     assert failed.stderr.strip().count("\n") == 0 and "Traceback" not in failed.stderr
+
+
+def test_every_cli_op_is_importable_and_has_a_module_form():
+    import zrenie.imgproc as imgproc
+
+    for name in cli.OPS:
+        assert getattr(imgproc, name) is cli.OPS[name]
+        module_name = "".join(part.capitalize() for part in name.split("_"))
+        assert issubclass(getattr(imgproc, module_name), torch.nn.Module), module_name

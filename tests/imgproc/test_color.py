@@ -210,3 +210,9 @@ def test_cache_blocks_give_the_whole_image_result(op):
 def test_error_names_the_shape_the_caller_passed():
     with pytest.raises(ShapeError, match=r"4 channels in shape \(4, 8, 8\)"):
         color.rgb_to_lab(torch.rand(4, 8, 8))
+
+
+def test_grayscale_to_rgb_matches_opencv(photo):
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    ours = to_numpy(color.grayscale_to_rgb(to_tensor(gray))) * 255
+    assert np.abs(ours - cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)).max() <= 1e-3

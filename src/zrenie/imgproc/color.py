@@ -295,6 +295,9 @@ def _xyz_to_rgb_scaled(image: Tensor, white: Tensor, clip: bool) -> Tensor:
 def rgb_to_lab(image: Tensor) -> Tensor:
     """sRGB -> CIE L*a*b* (D65 white, sRGB curve decoded), as scikit-image's rgb2lab.
 
+    The white point is CIE's published D65 (0.95047, 1, 1.08883), as in scikit-image; OpenCV's
+    float path uses (0.950456, 1, 1.088754), which moves L*a*b* by < 0.5 units on real photos.
+
     Args:
         image: Tensor[B, 3, H, W] sRGB in [0, 1].
 
@@ -545,6 +548,21 @@ class YcbcrToRgb(OpModule):
 
 class RgbToBgr(OpModule):
     op = staticmethod(rgb_to_bgr)
+
+
+BgrToRgb = RgbToBgr
+
+
+class GrayscaleToRgb(OpModule):
+    op = staticmethod(grayscale_to_rgb)
+
+
+class RgbToLinearRgb(OpModule):
+    op = staticmethod(rgb_to_linear_rgb)
+
+
+class LinearRgbToRgb(OpModule):
+    op = staticmethod(linear_rgb_to_rgb)
 
 
 class AdjustBrightness(OpModule):

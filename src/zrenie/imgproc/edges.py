@@ -91,7 +91,7 @@ def canny(image: Tensor, low: float = 0.1, high: float = 0.2, sigma: float = 1.0
     if sigma > 0:
         gray = gaussian_blur(gray, sigma, border="replicate")
     gx, gy = _gradients(gray, "sobel", kernel_size, False, "replicate")  # each (B, 1, H, W)
-    magnitude = torch.sqrt(gx * gx + gy * gy) if l2_gradient else gx.abs() + gy.abs()
+    magnitude = torch.hypot(gx, gy) if l2_gradient else gx.abs() + gy.abs()
     candidates = _non_maximum_suppression(magnitude, gx, gy) & (magnitude > low)
     return hysteresis(candidates & (magnitude > high), candidates).to(image.dtype)
 

@@ -340,6 +340,8 @@ def spatial_gradient(image: Tensor, mode: str = "sobel", kernel_size: int = 3, n
 
 def _magnitude(gx: Tensor, gy: Tensor) -> Tensor:
     """sqrt(gx^2 + gy^2), with a zero (not NaN) gradient where both are 0."""
+    if not (torch.is_grad_enabled() and (gx.requires_grad or gy.requires_grad)):
+        return torch.hypot(gx, gy)  # one pass; its backward would be NaN at 0, hence the branch
     squared = gx * gx + gy * gy
     return torch.where(squared > 0, squared.clamp_min(1e-30).sqrt(), 0.0)
 
@@ -430,6 +432,10 @@ def unsharp_mask(image: Tensor, sigma: float = 1.0, amount: float = 1.0, thresho
 
 class Filter2d(OpModule):
     op = staticmethod(filter2d)
+
+
+class Filter2dSeparable(OpModule):
+    op = staticmethod(filter2d_separable)
 
 
 class BoxBlur(OpModule):
