@@ -148,3 +148,8 @@ def test_demo_command_equals_the_demo_recipe():
     demo = build_config(**parse_overrides([f"{k}={v}" for k, v in DEMO.items()]))
     recipe = build_config("recipes/digits_cnn.yaml", out="runs/demo", overwrite=True)
     assert demo == recipe
+
+
+def test_eval_with_tta_prints_the_gain(trained, capsys):
+    assert main(["classify", "eval", str(trained), "tta=ten_crop"]) == 0
+    assert "tta ten_crop vs none: acc1 " in capsys.readouterr().out

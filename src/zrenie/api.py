@@ -189,6 +189,8 @@ def evaluate(run_or_ckpt: str | Path, split: str = "test", task: str | None = No
     task_impl, cfg, _, model, device, path = _open_run(run_or_ckpt, task, overrides)
     splits = task_impl.build_data(cfg)
     result = task_impl.test(model, splits, cfg, device, split=split)
+    if cfg.tta != "none":  # what test-time augmentation buys, measured on the same weights and split
+        result["metrics_without_tta"] = task_impl.test(model, splits, cfg, device, split=split, tta="none")["metrics"]
     result["checkpoint"] = path
     return result
 

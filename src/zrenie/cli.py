@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="a YAML recipe and/or config overrides, e.g. data=digits epochs=5 optim.lr=0.05")
         e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split")
         e.add_argument("run", help="run directory or checkpoint file")
-        e.add_argument("args", nargs="*", metavar="key=value", help="split=test|val|train, tta=true, data.root=...")
+        e.add_argument("args", nargs="*", metavar="key=value", help="split=test|val|train, tta=flip|five_crop|ten_crop, data.root=...")
         pr = verbs.add_parser("predict", help="top-k classes of image files")
         pr.add_argument("run", help="run directory or checkpoint file")
         pr.add_argument("images", nargs="+", help="image files (any size and mode)")
@@ -99,6 +99,10 @@ def _eval(task: str, run: str, args: list[str]) -> int:
     print(f"{split} ({result['checkpoint']}):")
     for k, v in result["metrics"].items():
         print(f"  {k:16s} {v:.4f}")
+    if "metrics_without_tta" in result:
+        base = result["metrics_without_tta"]
+        gains = "  ".join(f"{k} {result['metrics'][k] - base[k]:+.4f}" for k in base if k.startswith("acc"))
+        print(f"tta {overrides['tta']} vs none: {gains}")
     return 0
 
 

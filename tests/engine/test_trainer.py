@@ -91,7 +91,12 @@ def test_run_directory_files_and_checkpoint_contents(tiny):
     for name in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "report.html", "learning_curves.png",
                  "confusion_matrix.png"):
         assert (run_dir / name).is_file(), name
-    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"histograms": 0}).Reload()
+    tags = events.Tags()
+    assert {"val/acc1", "train/loss"} <= set(tags["scalars"]) and "train/batch" in tags["images"]
+    assert "weights/fc.weight" in tags["histograms"] and tags["graph"]
     # Plain data only: loads with weights_only=True.
     state = torch.load(run_dir / "best.pt", weights_only=True)
     assert state["task"] == "classify" and state["meta"]["classes"] == [str(i) for i in range(10)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,28 @@ class RunLogger:
         lo = x.amin(dim=(1, 2, 3), keepdim=True)
         hi = x.amax(dim=(1, 2, 3), keepdim=True)
         self.writer.add_images(tag, (x - lo) / (hi - lo).clamp_min(1e-8), step)
+
+    def log_weights(self, model: torch.nn.Module, step: int) -> None:
+        """A histogram of every parameter tensor (TensorBoard's "Histograms" tab)."""
+        if self.writer is None:
+            return
+        for name, param in model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", param.detach().float().cpu(), step)
+
+    def log_graph(self, model: torch.nn.Module, images: torch.Tensor) -> None:
+        """The model graph, traced in eval mode with the RNG forked, so training is not disturbed."""
+        if self.writer is None or not isinstance(images, torch.Tensor):
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.writer.add_graph(model, images[:2])
+        except Exception as err:  # tracing fails on some control flow; the graph is optional
+            warnings.warn(f"TensorBoard graph skipped: {type(err).__name__}", stacklevel=2)
+        finally:
+            model.train(was_training)
 
     def close(self) -> None:
         if self.writer is not None:

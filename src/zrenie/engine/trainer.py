@@ -174,6 +174,7 @@ class Trainer:
             if improved:
                 self.save("best.pt")
             self.logger.log_epoch(row)
+            self.logger.log_weights(self.model, self.epoch)
             self._print_epoch(row)
         return metrics
 
@@ -210,7 +211,9 @@ class Trainer:
             self.batch += 1
             self.partial = {k: v.item() for k, v in sums.items()}
             if self.batch == 1 and self.epoch == 0:
-                self.logger.log_images("train/batch", batch[0] if isinstance(batch, (tuple, list)) else batch, 0)
+                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+                self.logger.log_images("train/batch", inputs, 0)
+                self.logger.log_graph(self.model, inputs)
             self.progress.update(1, f"loss {loss:.4f}  {meter.add(n * dist.world_size()):.0f} img/s")
             for callback in self.callbacks:
                 callback({"epoch": self.epoch, "batch": self.batch, "loss": loss})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from sklearn.metrics import confusion_matrix, precision_score, recall_score
+from sklearn.metrics import f1_score, confusion_matrix, precision_score, recall_score
 
 from zrenie.errors import ShapeError
 from zrenie.report.html import write_report
@@ -55,15 +55,17 @@ def test_sections_from_sklearn_confusion(tmp_path, labels):
     sections = classification_sections(tmp_path, metrics, classes, torch.from_numpy(cm), _misclassified(10))
 
     assert [s.title for s in sections] == [
-        "Test metrics", "Confusion matrix", "Per-class accuracy", "Misclassified test images",
+        "Test metrics", "Confusion matrix", "Per-class precision, recall and F1", "Misclassified test images",
     ]
     assert sections[0].table == metrics
     rows = sections[2].table
     expected = recall_score(true, pred, labels=range(NUM_CLASSES), average=None, zero_division=np.nan)
+    expected_f1 = f1_score(true, pred, labels=range(NUM_CLASSES), average=None, zero_division=0)
     assert [r["class"] for r in rows] == classes
-    for row, want in zip(rows[:-1], expected[:-1]):
-        assert row["accuracy"] == pytest.approx(want)
-    assert rows[-1]["accuracy"] is None and rows[-1]["support"] == 0
+    for row, want, want_f1 in zip(rows[:-1], expected[:-1], expected_f1[:-1]):
+        assert row["recall (accuracy)"] == pytest.approx(want)
+        assert row["f1"] == pytest.approx(want_f1)
+    assert rows[-1]["recall (accuracy)"] is None and rows[-1]["support"] == 0
     assert sum(r["correct"] for r in rows) == int((true == pred).sum())
 
     # The picture is the one drawn from the matrix passed in, pixel for pixel.

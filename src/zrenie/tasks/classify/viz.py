@@ -42,14 +42,21 @@ def per_class_accuracy(confusion: Tensor | np.ndarray) -> tuple[Tensor, Tensor, 
 
 def _per_class_rows(confusion: Tensor, classes: list[str]) -> list[dict[str, Any]]:
     accuracy, precision, support = per_class_accuracy(confusion)
+    f1 = 2 * precision * accuracy / (precision + accuracy)  # NaN where either is undefined
+    f1 = torch.where((precision + accuracy) == 0, torch.zeros_like(f1), f1)
     correct = torch.as_tensor(confusion).detach().cpu().double().diagonal()
+
+    def value(t: Tensor, i: int) -> float | None:
+        return None if torch.isnan(t[i]) else float(t[i])
+
     return [
         {
             "class": name,
             "support": int(support[i]),
             "correct": int(correct[i]),
-            "accuracy": None if torch.isnan(accuracy[i]) else float(accuracy[i]),
-            "precision": None if torch.isnan(precision[i]) else float(precision[i]),
+            "recall (accuracy)": value(accuracy, i),
+            "precision": value(precision, i),
+            "f1": value(f1, i),
         }
         for i, name in enumerate(classes)
     ]
@@ -117,9 +124,10 @@ def classification_sections(
             + ("; cells show counts." if len(classes) <= MAX_ANNOTATED_CLASSES else "."),
         ),
         Section(
-            title="Per-class accuracy",
+            title="Per-class precision, recall and F1",
             table=_per_class_rows(confusion, classes),
-            text="accuracy = correct / support (recall); precision = correct / times predicted.",
+            text="recall = correct / support (the class's accuracy); precision = correct / times predicted; "
+            "F1 = their harmonic mean. Rare classes show here what overall accuracy hides.",
         ),
     ]
     if misclassified is not None:
