@@ -153,3 +153,14 @@ def test_demo_command_equals_the_demo_recipe():
 def test_eval_with_tta_prints_the_gain(trained, capsys):
     assert main(["classify", "eval", str(trained), "tta=ten_crop"]) == 0
     assert "tta ten_crop vs none: acc1 " in capsys.readouterr().out
+
+
+def test_compare_runs(trained, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(["classify", "train", *TINY, "epochs=2", f"out={other}"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "cmp.png"
+    assert main(["compare", str(trained), str(other), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test/acc1" in text and "val/acc1" in text and out.is_file()
+    _assert_one_line_error(run_cli("compare", str(tmp_path)), "is not a run directory")

@@ -140,10 +140,21 @@ def _finish(task_impl, run_dir: Path, cfg: TrainConfig, splits, device: torch.de
     """Tests best.pt on the test split and writes report.html."""
     model, state = _load_run_model(task_impl, run_dir / "best.pt", cfg, device)
     tested = task_impl.test(model, splits, cfg, device)
+    from zrenie.report.compare import RESULTS_FILE
+
+    _write_json(run_dir / RESULTS_FILE, tested["metrics"])
     report = None
     if cfg.report:
         report = write_run_report(task_impl, run_dir, cfg, tested, splits.classes)
     return {"test": tested["metrics"], "report": report}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    import json
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 def write_run_report(task_impl, run_dir: Path, cfg: TrainConfig, tested: dict, classes: list[str]) -> Path:

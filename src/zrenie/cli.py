@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   zrenie classify eval runs/digits
   zrenie classify predict runs/digits img1.png img2.jpg
   zrenie classify export runs/digits runs/digits/model.safetensors
+  zrenie compare runs/a runs/b --out compare.png
   zrenie list models
   zrenie imgproc gaussian_blur in.jpg out.png sigma=2
 """
@@ -51,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
         ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
         rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html")
         rp.add_argument("run", help="run directory")
+    cp = sub.add_parser("compare", help="final metrics of several runs side by side, and their learning curves")
+    cp.add_argument("runs", nargs="+", help="run directories")
+    cp.add_argument("--out", default="compare.png", help="plot of the learning curves (default: compare.png)")
     ls = sub.add_parser("list", help="list models, datasets or recipes")
     ls.add_argument("what", choices=("models", "datasets", "recipes"))
     ls.add_argument("pattern", nargs="?", default="*")
@@ -136,6 +140,22 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _compare(runs: list[str], out: str) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from zrenie.report.compare import plot_runs, run_summary
+
+    rows = [run_summary(Path(r)) for r in runs]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    table = Table(*columns)
+    for r in rows:
+        table.add_row(*(f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns))
+    Console(width=200).print(table)
+    print(f"curves: {plot_runs([Path(r) for r in runs], Path(out))}")
+    return 0
+
+
 def _list(what: str, pattern: str) -> int:
     if what == "models":
         from zrenie.models import list_models
@@ -167,6 +187,8 @@ def _dispatch(ns: argparse.Namespace) -> int:
         return _predict(ns.command, ns.run, ns.images, ns.topk, ns.json)
     if ns.command == "list":
         return _list(ns.what, ns.pattern)
+    if ns.command == "compare":
+        return _compare(ns.runs, ns.out)
     if ns.command == "imgproc":
         from zrenie.imgproc.cli import main as imgproc_main
 

@@ -1,0 +1,54 @@
+"""`zrenie compare RUN_DIR...`: final metrics side by side and one plot of the learning curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from matplotlib.figure import Figure
+
+from zrenie.errors import ZrenieError
+from zrenie.report.plots import read_metric_columns, save_figure
+
+RESULTS_FILE = "results.json"  # test metrics written at the end of training
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """One row: the run's model and data, its last validation metrics and its test metrics."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.csv").is_file() or not (run_dir / "config.yaml").is_file():
+        raise ZrenieError(f"{run_dir} is not a run directory (no metrics.csv or config.yaml)")
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    columns, _ = read_metric_columns(run_dir / "metrics.csv")
+    row: dict[str, Any] = {"run": str(run_dir), "model": cfg["model"]["name"], "data": cfg["data"]["name"]}
+    for metric, splits in columns.items():
+        for split, (xs, ys) in splits.items():
+            if split == "val" and ys:
+                row["epochs"] = max(row.get("epochs", 0), int(xs[-1]))
+                row[f"val/{metric}"] = ys[-1]
+    results = run_dir / RESULTS_FILE
+    if results.is_file():
+        row.update({f"test/{k}": v for k, v in json.loads(results.read_text()).items()})
+    return row
+
+
+def plot_runs(run_dirs: list[Path], out_png: Path, metrics: tuple[str, ...] = ("loss", "acc1")) -> Path:
+    """One subplot per metric, one line per run (validation curves; dashed: training)."""
+    fig = Figure(figsize=(6 * len(metrics), 4.5))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for run_dir in run_dirs:
+        columns, xlabel = read_metric_columns(Path(run_dir) / "metrics.csv")
+        for ax, metric in zip(axes, metrics):
+            for split, style in (("val", "-"), ("train", "--")):
+                if split in columns.get(metric, {}):
+                    xs, ys = columns[metric][split]
+                    ax.plot(xs, ys, style, label=f"{Path(run_dir).name} {split}")
+            ax.set_title(metric)
+            ax.set_xlabel(xlabel)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, Path(out_png))
