@@ -164,3 +164,19 @@ def test_compare_runs(trained, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "test/acc1" in text and "val/acc1" in text and out.is_file()
     _assert_one_line_error(run_cli("compare", str(tmp_path)), "is not a run directory")
+
+
+def test_transfer_study_runs_every_mode(tmp_path, capsys):
+    study = tmp_path / "study.yaml"
+    study.write_text(f"""
+pretrain: {{data: {{name: digits, subset_classes: [0, 1, 2, 3, 4]}}, model: {{name: simple_cnn, width: 8}}}}
+target: {{data: {{name: digits, subset_classes: [5, 6, 7, 8, 9]}}, model: {{name: simple_cnn, width: 8}}}}
+modes: [scratch, frozen, full]
+out: {tmp_path / "study"}
+""")
+    assert main(["classify", "transfer", str(study), "epochs=1", "progress=false", "tensorboard=false",
+                 "report=false", "data.batch_size=64"]) == 0
+    out = capsys.readouterr().out
+    for row in ("pretrain (source task)", "| scratch |", "| frozen |", "| full |"):
+        assert row in out
+    assert (tmp_path / "study" / "summary.md").is_file() and (tmp_path / "study" / "transfer_curves.png").is_file()

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
         ex = verbs.add_parser("export", help="write a run's weights as .safetensors")
         ex.add_argument("run", help="run directory or checkpoint file")
         ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
+        if task == "classify":
+            tr = verbs.add_parser("transfer", help="scratch vs frozen vs fine-tune study (recipes/transfer_demo.yaml)")
+            tr.add_argument("study", help="study YAML with pretrain, target, modes, out")
+            tr.add_argument("args", nargs="*", metavar="key=value", help="overrides applied to every run")
         rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html")
         rp.add_argument("run", help="run directory")
     cp = sub.add_parser("compare", help="final metrics of several runs side by side, and their learning curves")
@@ -177,6 +181,14 @@ def _dispatch(ns: argparse.Namespace) -> int:
             return _train(ns.command, ns.args)
         if ns.verb == "eval":
             return _eval(ns.command, ns.run, ns.args)
+        if ns.verb == "transfer":
+            from zrenie.config import parse_overrides
+            from zrenie.tasks.classify.transfer_demo import run_transfer_study
+
+            study = run_transfer_study(ns.study, **parse_overrides(ns.args))
+            print(study["table"])
+            print(f"curves: {study['plot']}")
+            return 0
         if ns.verb in ("export", "report"):
             import zrenie.api
 

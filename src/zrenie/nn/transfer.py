@@ -113,9 +113,17 @@ def head_names(model: nn.Module) -> list[str]:
 
 
 def blocks(model: nn.Module) -> list[nn.Module]:
-    """The top-level children below the head, input side first: the units of gradual unfreezing."""
+    """The top-level children below the head, input side first: the units of gradual unfreezing.
+
+    A top-level ModuleList (a list of stages) counts as one block per stage.
+    """
     heads = set(head_names(model))
-    return [m for n, m in model.named_children() if n not in heads and any(True for _ in m.parameters())]
+    out = []
+    for name, child in model.named_children():
+        if name in heads:
+            continue
+        out += list(child) if isinstance(child, nn.ModuleList) else [child]
+    return [m for m in out if any(True for _ in m.parameters())]
 
 
 def set_trainable(model: nn.Module, trainable_blocks: int) -> None:
