@@ -147,3 +147,10 @@ def test_every_cli_op_is_importable_and_has_a_module_form():
         assert getattr(imgproc, name) is cli.OPS[name]
         module_name = "".join(part.capitalize() for part in name.split("_"))
         assert issubclass(getattr(imgproc, module_name), torch.nn.Module), module_name
+
+
+def test_paths_may_contain_equals_signs(tmp_path, photo_png):
+    odd = tmp_path / "a=b.png"
+    photo_png.rename(odd)
+    assert cli.main(["invert", str(odd), str(tmp_path / "c=d.png")]) == 0
+    assert cli.main(["invert", str(odd), str(tmp_path / "e.png"), "--fast"]) == 2

@@ -77,3 +77,11 @@ def test_shape_argument_draws_the_element():
     image = torch.rand(1, 3, 20, 20)
     element = morphology.structuring_element("ellipse", 5)
     assert torch.equal(morphology.closing(image, 5, shape="ellipse"), morphology.closing(image, element))
+
+
+def test_cache_blocks_give_the_whole_image_result():
+    image = torch.rand(3, 2, 300, 500, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for kernel in (5, morphology.structuring_element("ellipse", 7)):
+        fast = morphology.closing(image, kernel)
+        graph = morphology.closing(image.clone().requires_grad_(), kernel).detach()  # autograd: no blocks
+        assert torch.equal(fast, graph)

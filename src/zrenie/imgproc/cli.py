@@ -189,12 +189,16 @@ def _run(argv: list[str]) -> int:
         print(list_ops(argv[1] if len(argv) > 1 else "*"))
         return 0
     compare = "--compare" in argv
-    positional = [a for a in argv if a != "--compare" and ("=" not in a or "(" in a or "|" in a)]
-    assignments = [a for a in argv if a != "--compare" and a not in positional]
-    unknown_flags = [a for a in positional if a.startswith("--")]
-    if unknown_flags or len(positional) != 3:
-        raise ConfigError(f"unknown option {unknown_flags[0]}" if unknown_flags else USAGE)
-    spec, source, output = positional
+    args = [a for a in argv if a != "--compare"]
+    flags = [a for a in args if a.startswith("--")]
+    if flags:
+        raise ConfigError(f"unknown option {flags[0]}; the only option is --compare")
+    if len(args) < 3:
+        raise ConfigError(USAGE)
+    (spec, source, output), assignments = args[:3], args[3:]
+    for text in assignments:
+        if "=" not in text:
+            raise ConfigError(f"expected key=value after OUTPUT, got {text!r}")
     overrides = {key: _value(raw, key) for key, _, raw in (a.partition("=") for a in assignments)}
     stages = parse_pipeline(spec, overrides)
     target = Path(output)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zrenie.errors import ShapeError
+from zrenie.imgproc._blocks import blocks, wants_blocks
 from zrenie.imgproc._checks import batched, check_image, check_kernel_size
 from zrenie.imgproc._module import OpModule
 from zrenie.imgproc.filters import pad_image
@@ -63,15 +64,29 @@ def _dilate(image: Tensor, element: Tensor, border: str) -> Tensor:
         padded = F.pad(image, pads, value=-math.inf)
     else:
         padded = pad_image(image, (kh, kw), border)
-    height, width = image.shape[-2:]
-    if bool(element.bool().all()):
+    batch, channels, height, width = image.shape
+    offsets = [tuple(ij) for ij in element.nonzero().tolist()]
+    if not offsets:
+        raise ShapeError("kernel: the structuring element has no nonzero entry")
+    rect = len(offsets) == kh * kw
+    if not wants_blocks(image):
+        return _dilate_block(padded, offsets, rect, (kh, kw), height)
+    out = torch.empty_like(image)
+    for images, rows in blocks(batch, height, padded.shape[-1], (1 << 18) // channels):
+        source = padded[images, :, rows.start:rows.stop + kh - 1]
+        out[images, :, rows] = _dilate_block(source, offsets, rect, (kh, kw), rows.stop - rows.start)
+    return out
+
+
+def _dilate_block(padded: Tensor, offsets: list[tuple[int, int]], rect: bool, size: tuple[int, int],
+                  height: int) -> Tensor:
+    kh, kw = size
+    width = padded.shape[-1] - kw + 1
+    if rect:
         # A rectangle is separable: kw - 1 then kh - 1 elementwise maxima. (F.max_pool2d does the
         # same job ~10x slower on CPU: 60 ms for one 3x3 pass over a 1080p gray frame.)
         across = _max_of_shifts(padded, [(0, j) for j in range(kw)], padded.shape[-2], width)
         return _max_of_shifts(across, [(i, 0) for i in range(kh)], height, width)
-    offsets = [tuple(ij) for ij in element.nonzero().tolist()]
-    if not offsets:
-        raise ShapeError("kernel: the structuring element has no nonzero entry")
     return _max_of_shifts(padded, offsets, height, width)
 
 
