@@ -17,7 +17,7 @@ def read_weights(path: str | Path) -> dict[str, Tensor]:
     weights when it kept them) and DDP's `module.` prefix is stripped. Pickle files load with
     `weights_only=True`: one that needs arbitrary objects is refused.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
