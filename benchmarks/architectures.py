@@ -1,0 +1,105 @@
+"""Training throughput of each zrenie architecture vs torchvision's implementation, same run.
+
+Forward + backward + SGD step on the same random batch, interleaved (zrenie, torchvision, zrenie,
+...) so both see the same machine load; reports images/s of each and their ratio (target >= 0.95).
+With --extras it also reports the gain of channels_last and torch.compile for the zrenie model.
+
+    python benchmarks/architectures.py [--models resnet18 mobilenet_v2 ...] [--size 128] [--batch 16]
+        [--steps 5] [--rounds 3] [--device cpu|cuda] [--extras]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+import zrenie
+
+TORCHVISION = ["alexnet", "vgg11", "vgg16_bn", "googlenet", "inception_v3", "resnet18", "resnet50",
+               "resnet101", "mobilenet_v2"]
+MIN_SIZE = {"inception_v3": 75, "alexnet": 63}
+
+
+def _logits(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def images_per_s(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    model.train()
+
+    def step():
+        loss = F.cross_entropy(_logits(model(x)), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up: allocator, cuDNN algorithm choice, compile
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return steps * len(x) / (time.perf_counter() - start)
+
+
+def pair(name: str, size: int, batch: int, steps: int, rounds: int, device: torch.device) -> tuple[float, float]:
+    size = max(size, MIN_SIZE.get(name, 0))
+    torch.manual_seed(0)
+    kwargs = {"aux_logits": True, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+    ref = getattr(torchvision.models, name)(**kwargs).to(device)
+    ours = zrenie.build_model(name).to(device)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(images_per_s(ours, x, y, steps))
+        b.append(images_per_s(ref, x, y, steps))
+    return statistics.median(a), statistics.median(b)
+
+
+def extras(name: str, size: int, batch: int, steps: int, device: torch.device) -> dict[str, float]:
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    base = images_per_s(zrenie.build_model(name).to(device), x, y, steps)
+    cl = images_per_s(zrenie.build_model(name).to(device, memory_format=torch.channels_last),
+                      x.contiguous(memory_format=torch.channels_last), y, steps)
+    compiled = images_per_s(torch.compile(zrenie.build_model(name).to(device)), x, y, steps)
+    return {"channels_last": cl / base, "compile": compiled / base}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=TORCHVISION)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--extras", action="store_true", help="also measure channels_last and torch.compile")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, input {args.size}px, batch {args.batch}")
+    print("| model | zrenie img/s | torchvision img/s | ratio |" + (" channels_last | compile |" if args.extras else ""))
+    print("|---|---|---|---|" + ("---|---|" if args.extras else ""))
+    for name in args.models:
+        ours, ref = pair(name, args.size, args.batch, args.steps, args.rounds, device)
+        line = f"| {name} | {ours:.1f} | {ref:.1f} | {ours / ref:.3f} |"
+        if args.extras:
+            gains = extras(name, max(args.size, MIN_SIZE.get(name, 0)), args.batch, args.steps, device)
+            line += f" x{gains['channels_last']:.2f} | x{gains['compile']:.2f} |"
+        print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
