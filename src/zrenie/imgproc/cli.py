@@ -6,6 +6,8 @@
 INPUT is a file, `photo:NAME` (see `zrenie imgproc list`), or a folder (then OUTPUT is a folder and
 every image keeps its name). Values are YAML scalars or lists: `sigma=2`, `border=replicate`,
 `kernel=[[0,-1,0],[-1,5,-1],[0,-1,0]]`. A trailing key=value goes to every stage that takes it.
+--compare also writes OUTPUT's name + `_compare.png`: input and output side by side. Outputs keep
+the input's bit depth (16-bit PNG in, 16-bit PNG out) and are written atomically (temp + rename).
 """
 
 from __future__ import annotations
