@@ -14,7 +14,7 @@ from PIL import Image
 from zrenie.data.io import read_image
 from zrenie.imgproc import cli, color, edges, filters
 
-from ._photos import small_uint8, to_tensor
+from ._photos import small_uint8
 
 
 @pytest.fixture

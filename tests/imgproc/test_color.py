@@ -199,8 +199,9 @@ def test_modules_wrap_functions():
     assert torch.equal(color.AdjustHue(0.2)(image), color.adjust_hue(image, 0.2))
 
 
-@pytest.mark.parametrize("op", [color.rgb_to_hsv, color.hsv_to_rgb, color.rgb_to_hls, color.hls_to_rgb, color.rgb_to_lab,
-                                color.rgb_to_xyz, color.xyz_to_rgb, color.rgb_to_ycbcr, color.ycbcr_to_rgb, color.sepia])
+@pytest.mark.parametrize("op", [color.rgb_to_hsv, color.hsv_to_rgb, color.rgb_to_hls, color.hls_to_rgb,
+                                color.rgb_to_lab, color.rgb_to_xyz, color.xyz_to_rgb, color.rgb_to_ycbcr,
+                                color.ycbcr_to_rgb, color.sepia])
 def test_cache_blocks_give_the_whole_image_result(op):
     image = torch.rand(2, 3, 300, 700, generator=torch.Generator().manual_seed(2))  # big enough for blocks
     whole = op(image.clone().requires_grad_()).detach()  # autograd disables blocks

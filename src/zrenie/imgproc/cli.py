@@ -135,8 +135,9 @@ def parse_pipeline(spec: str, overrides: dict[str, Any] | None = None) -> list[t
     for key, value in (overrides or {}).items():
         takers = [kw for name, kw in stages if key in (p.name for p in _parameters(name))]
         if not takers:
+            known = sorted({p.name for name, _ in stages for p in _parameters(name)})
             raise ConfigError(f"unknown parameter {key!r} for {', '.join(n for n, _ in stages)}; "
-                              f"expected one of {', '.join(sorted({p.name for n, _ in stages for p in _parameters(n)}))}")
+                              f"expected one of {', '.join(known)}")
         for kwargs in takers:
             kwargs[key] = value
     for name, kwargs in stages:

@@ -10,8 +10,6 @@ Border modes name what lies outside the image:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
