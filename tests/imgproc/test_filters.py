@@ -181,3 +181,10 @@ def test_cache_blocks_cover_batches_and_tall_images():
         fast = filters.gaussian_blur(image, 2.0)
         graph = filters.gaussian_blur(image.clone().requires_grad_(), 2.0).detach()
         assert torch.allclose(fast, graph, atol=1e-12)
+
+
+def test_bilateral_blocks_give_the_whole_image_result():
+    image = torch.rand(2, 3, 300, 500, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    fast = filters.bilateral_filter(image, 5, 0.2, 2.0)
+    graph = filters.bilateral_filter(image.clone().requires_grad_(), 5, 0.2, 2.0).detach()
+    assert torch.allclose(fast, graph, atol=1e-12)

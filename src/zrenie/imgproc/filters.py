@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zrenie.errors import ShapeError
-from zrenie.imgproc._blocks import blocks
+from zrenie.imgproc._blocks import blocks, wants_blocks
 from zrenie.imgproc._checks import batched, check_image, check_kernel_size
 from zrenie.imgproc._module import OpModule
 
@@ -265,6 +265,18 @@ def bilateral_filter(image: Tensor, diameter: int = 9, sigma_color: float = 0.1,
     radius = diameter // 2 if diameter > 0 else int(round(sigma_space * 1.5))
     check_image(image, min_size=2 * radius + 1)
     padded = pad_image(image, (2 * radius + 1, 2 * radius + 1), border)
+    if not wants_blocks(image):
+        return _bilateral_block(padded, image, radius, sigma_color, sigma_space)
+    batch, channels, height, _ = image.shape
+    out = torch.empty_like(image)
+    for images, rows in blocks(batch, height, padded.shape[-1], (1 << 16) // channels):
+        source = padded[images, :, rows.start:rows.stop + 2 * radius]
+        out[images, :, rows] = _bilateral_block(source, image[images, :, rows], radius, sigma_color, sigma_space)
+    return out
+
+
+def _bilateral_block(padded: Tensor, image: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    """The bilateral filter of Tensor[B, C, H, W] `image`, whose padded copy is `padded`."""
     height, width = image.shape[-2:]
     numerator, denominator = torch.zeros_like(image), torch.zeros_like(image[:, :1])
     # One shifted view per window offset: (2r + 1)^2 vectorised passes, none per pixel.
