@@ -37,14 +37,23 @@ def test_canny_colour_input_goes_through_gray(small):
     assert set(out.unique().tolist()) <= {0.0, 1.0}
 
 
-def test_hysteresis_follows_long_weak_chains():
+@pytest.mark.parametrize("grow", [edges._hysteresis_by_labels, edges._hysteresis_by_dilation])
+def test_hysteresis_follows_long_weak_chains(grow):
     weak = torch.zeros(1, 1, 5, 200, dtype=torch.bool)
     weak[0, 0, 2, :] = True
+    weak[0, 0, 3, 150] = True  # a diagonal step is still connected
     strong = torch.zeros_like(weak)
     strong[0, 0, 2, 0] = True
-    assert edges.hysteresis(strong, weak).sum() == 200
+    assert grow(strong, weak).sum() == 201
     weak[0, 0, 2, 100] = False  # a gap stops the chain
-    assert edges.hysteresis(strong, weak).sum() == 100
+    assert grow(strong, weak).sum() == 100
+
+
+def test_hysteresis_labels_equal_dilation_on_random_masks():
+    generator = torch.Generator().manual_seed(6)
+    weak = torch.rand(3, 1, 60, 70, generator=generator) > 0.45
+    strong = weak & (torch.rand(3, 1, 60, 70, generator=generator) > 0.97)
+    assert torch.equal(edges._hysteresis_by_labels(strong, weak), edges._hysteresis_by_dilation(strong, weak))
 
 
 def test_canny_rejects_bad_thresholds_and_shapes():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -46,9 +47,32 @@ def _non_maximum_suppression(magnitude: Tensor, gx: Tensor, gy: Tensor) -> Tenso
 def hysteresis(strong: Tensor, weak: Tensor) -> Tensor:
     """Keeps the `weak` pixels 8-connected to a `strong` one; both are bool Tensor[B, 1, H, W].
 
-    Grows the strong set by one pixel per step (a 3x3 max-pool) inside the weak set until it
-    stops changing: as many steps as the longest weak chain, each a vectorised pass.
+    On CPU the weak set is labelled into 8-connected components (scikit-image's label, a
+    two-pass union-find) and the components that hold a strong pixel are kept: one pass, where
+    growing by dilation needs one pass per pixel of the longest chain (~90% of Canny's time on a
+    1080p frame). Elsewhere it grows by dilation.
     """
+    if strong.device.type == "cpu":
+        return _hysteresis_by_labels(strong, weak)
+    return _hysteresis_by_dilation(strong, weak)
+
+
+def _hysteresis_by_labels(strong: Tensor, weak: Tensor) -> Tensor:
+    from skimage.measure import label
+
+    weak_np, strong_np = weak.numpy(), strong.numpy()
+    out = np.zeros_like(weak_np)
+    for index in np.ndindex(*weak_np.shape[:-2]):  # every (b, c) plane
+        labels = label(weak_np[index], connectivity=2)
+        keep = np.zeros(labels.max() + 1, dtype=bool)
+        keep[labels[strong_np[index] & weak_np[index]]] = True
+        keep[0] = False  # background
+        out[index] = keep[labels]
+    return torch.from_numpy(out)
+
+
+def _hysteresis_by_dilation(strong: Tensor, weak: Tensor) -> Tensor:
+    """Grows the strong set by one pixel per step (a 3x3 dilation) inside the weak set until it stops changing."""
     edges, weak = strong.float(), weak.float()
     square = torch.ones(3, 3)
     while True:
