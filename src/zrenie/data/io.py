@@ -48,7 +48,10 @@ def write_image(image: Tensor, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; an image is for everyone to open
         Image.fromarray(array).save(tmp)
         os.replace(tmp, path)
     finally:
