@@ -4,27 +4,18 @@ from __future__ import annotations
 
 from torch import nn
 
-import importlib
-import importlib.util
-
+# Each import registers the architectures of one family.
+import zrenie.nn.backbones.alexnet  # noqa: F401
+import zrenie.nn.backbones.googlenet  # noqa: F401
+import zrenie.nn.backbones.inception  # noqa: F401
+import zrenie.nn.backbones.inception_resnet  # noqa: F401
+import zrenie.nn.backbones.mobilenet  # noqa: F401
+import zrenie.nn.backbones.resnet  # noqa: F401
+import zrenie.nn.backbones.spp_net  # noqa: F401
+import zrenie.nn.backbones.vgg  # noqa: F401
+import zrenie.nn.backbones.zfnet  # noqa: F401
+import zrenie.tasks.classify.model  # noqa: F401
 from zrenie.registry import MODELS
-
-# Modules that register architectures when imported.
-_MODULES = (
-    "zrenie.tasks.classify.model",
-    "zrenie.nn.backbones.alexnet",
-    "zrenie.nn.backbones.zfnet",
-    "zrenie.nn.backbones.vgg",
-    "zrenie.nn.backbones.spp_net",
-    "zrenie.nn.backbones.googlenet",
-    "zrenie.nn.backbones.inception",
-    "zrenie.nn.backbones.inception_resnet",
-    "zrenie.nn.backbones.resnet",
-    "zrenie.nn.backbones.mobilenet",
-)
-for _name in _MODULES:
-    if importlib.util.find_spec(_name) is not None:
-        importlib.import_module(_name)
 
 
 def build_model(name: str, **kwargs) -> nn.Module:

