@@ -77,6 +77,8 @@ def _assert_one_line_error(proc, pattern):
     (["data=cifar10", "data.root=/nonexistent/cifar"], "/nonexistent/cifar does not exist"),
     (["data=image_folder"], "needs data.root"),
     (["model=no_such_net"], "unknown model 'no_such_net'"),
+    (["model=alexnet", "model.width=null"], "alexnet: input 8x8 is smaller than the minimum 63x63; pass small_input=true for small images"),
+    (["model=resnet18", "model.kwargs.depth=3"], "does not take these options"),
 ])
 def test_bad_train_input(tmp_path, args, pattern):
     proc = run_cli("classify", "train", *TINY, f"out={tmp_path / 'r'}", *args)

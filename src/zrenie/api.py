@@ -109,6 +109,7 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     if cfg.resume:
         state = load_checkpoint(cfg.resume, task=cfg.task)
         load_model_state(model, state["model"], cfg.resume)
+    _check_forward(model, splits, device)
     step = task_impl.build_step(cfg, meta, splits.train.targets)
     train_loader = _loader(splits, cfg, device, "train")
     val_loader = _loader(splits, cfg, device, "val")
@@ -128,6 +129,21 @@ def train(task: str = "classify", recipe: str | Path | None = None,
         result.update(_finish(task_impl, run_dir, cfg, splits, device))
     dist.barrier()
     return result
+
+
+def _check_forward(model: torch.nn.Module, splits, device: torch.device) -> None:
+    """One eval-mode forward of a validation image, so that an input the architecture cannot take
+    (too small, wrong channels) is a one-line error before the run directory is written."""
+    image = splits.val[0][0]
+    if image.dtype == torch.uint8:
+        image = image.float() / 255
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model(image[None].to(device))
+    finally:
+        model.train(was_training)
 
 
 def _loader(splits, cfg: TrainConfig, device: torch.device, split: str):
