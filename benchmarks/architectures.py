@@ -21,7 +21,7 @@ import torchvision
 
 import zrenie
 
-TORCHVISION = ["alexnet", "vgg11", "vgg16_bn", "googlenet", "inception_v3", "resnet18", "resnet50",
+TORCHVISION = ["alexnet", "vgg11", "vgg16_bn", "googlenet", "inception_v3", "resnet18", "resnet34", "resnet50",
                "resnet101", "mobilenet_v2"]
 MIN_SIZE = {"inception_v3": 75, "alexnet": 63}
 
@@ -54,26 +54,31 @@ def images_per_s(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps
 def pair(name: str, size: int, batch: int, steps: int, rounds: int, device: torch.device) -> tuple[float, float]:
     size = max(size, MIN_SIZE.get(name, 0))
     torch.manual_seed(0)
-    kwargs = {"aux_logits": True, "init_weights": True} if name in ("googlenet", "inception_v3") else {}
+    # Inception-v3's auxiliary head needs 299x299 inputs in training; both sides run without it.
+    aux = {"googlenet": True, "inception_v3": False}
+    kwargs = {"aux_logits": aux[name], "init_weights": True} if name in aux else {}
     ref = getattr(torchvision.models, name)(**kwargs).to(device)
-    ours = zrenie.build_model(name).to(device)
+    ours = zrenie.build_model(name, **({"aux_logits": aux[name]} if name in aux else {})).to(device)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.randint(0, 1000, (batch,), device=device)
     a, b = [], []
-    for _ in range(rounds):
-        a.append(images_per_s(ours, x, y, steps))
-        b.append(images_per_s(ref, x, y, steps))
+    for r in range(rounds):  # alternate which side goes first, so drifting load hits both alike
+        first, second = (ours, ref) if r % 2 == 0 else (ref, ours)
+        t1, t2 = images_per_s(first, x, y, steps), images_per_s(second, x, y, steps)
+        a.append(t1 if first is ours else t2)
+        b.append(t2 if first is ours else t1)
     return statistics.median(a), statistics.median(b)
 
 
 def extras(name: str, size: int, batch: int, steps: int, device: torch.device) -> dict[str, float]:
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.randint(0, 1000, (batch,), device=device)
-    base = images_per_s(zrenie.build_model(name).to(device), x, y, steps)
-    cl = images_per_s(zrenie.build_model(name).to(device, memory_format=torch.channels_last),
+    kwargs = {"aux_logits": False} if name in ("googlenet", "inception_v3") else {}
+    base = images_per_s(zrenie.build_model(name, **kwargs).to(device), x, y, steps)
+    cl = images_per_s(zrenie.build_model(name, **kwargs).to(device, memory_format=torch.channels_last),
                       x.contiguous(memory_format=torch.channels_last), y, steps)
-    compiled = images_per_s(torch.compile(zrenie.build_model(name).to(device)), x, y, steps)
+    compiled = images_per_s(torch.compile(zrenie.build_model(name, **kwargs).to(device)), x, y, steps)
     return {"channels_last": cl / base, "compile": compiled / base}
 
 
