@@ -182,3 +182,16 @@ out: {tmp_path / "study"}
     for row in ("pretrain (source task)", "| scratch |", "| frozen |", "| full |"):
         assert row in out
     assert (tmp_path / "study" / "summary.md").is_file() and (tmp_path / "study" / "transfer_curves.png").is_file()
+
+
+def test_weights_of_another_architecture_are_one_line(trained, tmp_path):
+    proc = run_cli("classify", "train", *TINY, f"out={tmp_path / 'r'}", "model=resnet_cifar", "model.width=null",
+                   f"model.weights={trained / 'best.pt'}")
+    _assert_one_line_error(proc, "weights are for another architecture (")
+    assert not (tmp_path / "r").exists()
+
+
+def test_batchnorm_off_is_a_recipe_key(tmp_path):
+    assert main(["classify", "train", *TINY, f"out={tmp_path / 'nobn'}", "model.batchnorm=false"]) == 0
+    state = torch.load(tmp_path / "nobn" / "best.pt", weights_only=True)
+    assert not any("running_mean" in k for k in state["model"])

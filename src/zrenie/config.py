@@ -44,6 +44,7 @@ class ModelConfig:
     name: str = "simple_cnn"
     dropout: Union[float, None] = None  # None: the architecture's default
     width: Union[int, None] = None  # base channel count where the architecture has one
+    batchnorm: Union[bool, None] = None  # False: the architecture without batchnorm (simple_cnn); None: default
     small_input: bool = False  # stem for 32x32 images on ImageNet architectures
     weights: Union[str, None] = None  # torchvision/timm .pth or .safetensors, or a zrenie checkpoint
     finetune: str = "full"  # scratch (ignore weights) | frozen (train the head only) | full

@@ -38,3 +38,12 @@ def test_registry_lists_and_rejects_unknown():
     assert "resnet_cifar" in zrenie.list_models("resnet*") and "simple_cnn" not in zrenie.list_models("resnet*")
     with pytest.raises(zrenie.ZrenieError, match="unknown model 'nope'"):
         zrenie.build_model("nope")
+
+
+def test_simple_cnn_without_batchnorm_has_conv_biases_instead():
+    with_bn = zrenie.build_model("simple_cnn", num_classes=10)
+    without = zrenie.build_model("simple_cnn", num_classes=10, batchnorm=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.modules())
+    convs = [m for m in without.modules() if isinstance(m, torch.nn.Conv2d)]
+    # each conv trades its batchnorm's 2 * C parameters for C biases
+    assert n_params(with_bn) - n_params(without) == sum(c.out_channels for c in convs)

@@ -26,15 +26,17 @@ class SimpleCNN(nn.Module):
         width: channels of the first stage; later stages double it.
         dropout: rate before the linear layer (dropout for dense layers, batchnorm for conv layers,
             as the course's regularisation recipe has it).
+        batchnorm: False drops every batchnorm (the convs get biases), to see what it contributes.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 32, dropout: float = 0.2):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 32, dropout: float = 0.2,
+                 batchnorm: bool = True):
         super().__init__()
-        w = width
+        w, bn = width, batchnorm
         self.stages = nn.ModuleList([
-            nn.Sequential(ConvBNAct(in_channels, w), ConvBNAct(w, w)),
-            nn.Sequential(nn.MaxPool2d(2), ConvBNAct(w, 2 * w), ConvBNAct(2 * w, 2 * w)),
-            nn.Sequential(nn.MaxPool2d(2), ConvBNAct(2 * w, 4 * w), ConvBNAct(4 * w, 4 * w)),
+            nn.Sequential(ConvBNAct(in_channels, w, norm=bn), ConvBNAct(w, w, norm=bn)),
+            nn.Sequential(nn.MaxPool2d(2), ConvBNAct(w, 2 * w, norm=bn), ConvBNAct(2 * w, 2 * w, norm=bn)),
+            nn.Sequential(nn.MaxPool2d(2), ConvBNAct(2 * w, 4 * w, norm=bn), ConvBNAct(4 * w, 4 * w, norm=bn)),
         ])
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
@@ -96,8 +98,8 @@ def _drop_none(**kwargs) -> dict:
 
 @MODELS.register("simple_cnn")
 def simple_cnn(num_classes: int = 10, in_channels: int = 3, width: int | None = None,
-               dropout: float | None = None) -> SimpleCNN:
-    return SimpleCNN(num_classes, in_channels, **_drop_none(width=width, dropout=dropout))
+               dropout: float | None = None, batchnorm: bool | None = None) -> SimpleCNN:
+    return SimpleCNN(num_classes, in_channels, **_drop_none(width=width, dropout=dropout, batchnorm=batchnorm))
 
 
 @MODELS.register("resnet_cifar")

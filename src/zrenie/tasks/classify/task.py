@@ -129,7 +129,7 @@ def build_classifier(cfg: TrainConfig, meta: dict) -> nn.Module:
     from zrenie.errors import ConfigError
 
     kwargs = {"num_classes": len(meta["classes"]), "in_channels": meta["in_channels"], **cfg.model.kwargs}
-    for key in ("dropout", "width"):
+    for key in ("dropout", "width", "batchnorm"):
         if getattr(cfg.model, key) is not None:
             kwargs[key] = getattr(cfg.model, key)
     if cfg.model.small_input:
