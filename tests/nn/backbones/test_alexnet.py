@@ -1,61 +1,45 @@
-import io
-
 import pytest
 import torch
-import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import zrenie
-from zrenie.errors import ShapeError
 from zrenie.nn.backbones.alexnet import MIN_INPUT_SIZE
+
+from ._helpers import (assert_maps_equal, assert_minimum_input_size, assert_same_logits, changed_shapes,
+                       meta_twins, n_params, state_shapes, torchvision_and_ours)
 
 # torchvision's `AlexNet_Weights.IMAGENET1K_V1.meta["num_params"]`.
 TORCHVISION_PARAMS = 61_100_840
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 @pytest.fixture(scope="module")
-def torchvision_and_ours():
+def reference_and_ours():
     """torchvision's AlexNet with random weights, and ours loaded from its saved state_dict (strict)."""
-    torch.manual_seed(0)
-    reference = torchvision.models.alexnet().eval()
-    buffer = io.BytesIO()
-    torch.save(reference.state_dict(), buffer)
-    buffer.seek(0)
-    ours = zrenie.build_model("alexnet")
-    ours.load_state_dict(torch.load(buffer, weights_only=True), strict=True)
-    return reference, ours.eval()
+    return torchvision_and_ours("alexnet", via_file=True)
 
 
 def test_parameter_count_and_state_dict_equal_torchvision():
-    with torch.device("meta"):  # shapes without memory or init cost
-        ours, reference = zrenie.build_model("alexnet"), torchvision.models.alexnet()
+    ours, reference = meta_twins("alexnet")
     assert n_params(ours) == n_params(reference) == TORCHVISION_PARAMS
-    assert {k: v.shape for k, v in ours.state_dict().items()} == \
-        {k: v.shape for k, v in reference.state_dict().items()}
+    assert state_shapes(ours) == state_shapes(reference)
 
 
-def test_logits_equal_torchvision_with_its_weights_at_the_minimum_size(torchvision_and_ours):
-    reference, ours = torchvision_and_ours
+def test_logits_equal_torchvision_with_its_weights_at_the_minimum_size(reference_and_ours):
+    reference, ours = reference_and_ours
     x = torch.randn(2, 3, 63, 63)  # torchvision's min_size, the cheapest input it takes
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+    assert_same_logits(reference, ours, x)
 
 
-def test_stage_features_equal_torchvision_outputs_before_each_pool(torchvision_and_ours):
-    reference, ours = torchvision_and_ours
+def test_stage_features_equal_torchvision_outputs_before_each_pool(reference_and_ours):
+    reference, ours = reference_and_ours
     nodes = ["features.1", "features.4", "features.11"]  # the ReLUs that feed the three max pools
     x = torch.randn(1, 3, 127, 127)
     with torch.no_grad():
         expected = create_feature_extractor(reference, return_nodes=nodes)(x)
         maps = ours.stage_features(x)
     assert [m.shape[1] for m in maps] == [64, 192, 256]
-    for got, node in zip(maps, nodes):
-        torch.testing.assert_close(got, expected[node], rtol=1e-5, atol=1e-5)
+    assert_maps_equal(maps, expected, nodes)
 
 
 def test_stage_shapes_at_224():
@@ -74,7 +58,7 @@ def test_small_input_takes_32x32_and_changes_only_the_first_conv():
     assert [tuple(m.shape) for m in maps] == [(2, 64, 32, 32), (2, 192, 15, 15), (2, 256, 7, 7)]
     with torch.device("meta"):
         default = zrenie.build_model("alexnet", num_classes=10)
-    changed = {k for k, v in model.state_dict().items() if v.shape != default.state_dict()[k].shape}
+    changed = changed_shapes(model, default)
     assert model.state_dict().keys() == default.state_dict().keys() and changed == {"features.0.weight"}
 
 
@@ -83,13 +67,8 @@ def test_minimum_input_size_is_exact_and_smaller_inputs_raise_one_line(small_inp
     size = MIN_INPUT_SIZE[small_input]
     with torch.device("meta"):  # the size checks are shape computations: no data needed
         model = zrenie.build_model("alexnet", small_input=small_input)
-        assert model.min_input_size == size
-        assert model(torch.zeros(1, 3, size, size)).shape == (1, 1000)
-        with pytest.raises(RuntimeError):  # one pixel less really breaks the network
-            model.avgpool(model.features(torch.zeros(1, 3, size - 1, size - 1)))
-        with pytest.raises(ShapeError, match=f"minimum {size}x{size}") as err:
-            model(torch.zeros(1, 3, size - 1, size + 10))
-    assert "\n" not in str(err.value)
+        assert_minimum_input_size(model, size, lambda x: model.avgpool(model.features(x)),
+                                  too_small=(size - 1, size + 10), match=f"minimum {size}x{size}")
 
 
 def test_builder_options():

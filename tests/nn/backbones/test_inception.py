@@ -1,10 +1,7 @@
-import io
-import warnings
+from functools import partial
 
 import pytest
 import torch
-import torchvision
-from torch import nn
 
 import zrenie
 from zrenie.errors import ShapeError
@@ -12,57 +9,21 @@ from zrenie.nn.backbones.googlenet import main_logits
 from zrenie.nn.backbones.inception import (AUX_LOSS_WEIGHT, MIN_AUX_INPUT_SIZE, MIN_INPUT_SIZE,
                                            InceptionOutputs)
 
+from ._helpers import (assert_fields_equal, assert_maps_equal, assert_same_logits, n_params, outputs_of,
+                       state_shapes, torchvision_and_ours, torchvision_with_aux, train_outputs,
+                       transform_input_on)
+
 # torchvision's `Inception_V3_Weights.IMAGENET1K_V1.meta["num_params"]` (with the auxiliary head).
 TORCHVISION_PARAMS = 27_161_264
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def torchvision_inception_v3(**kwargs) -> nn.Module:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torchvision.models.inception_v3(aux_logits=True, init_weights=True, **kwargs)
-
-
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Random BN scales, shifts and running statistics, so that a swapped BN cannot go unnoticed."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def outputs_of(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The outputs of the named submodules of `model` during `model(x)`."""
-    outputs = {}
-    hooks = [getattr(model, name).register_forward_hook(
-        lambda module, args, out, name=name: outputs.__setitem__(name, out)) for name in names]
-    try:
-        model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return outputs
+torchvision_inception_v3 = partial(torchvision_with_aux, "inception_v3")
 
 
 @pytest.fixture(scope="module")
-def torchvision_and_ours():
+def reference_and_ours():
     """torchvision's Inception-v3 with random weights, and ours loaded from its saved state_dict (strict)."""
-    torch.manual_seed(0)
-    reference = randomize_batchnorm(torchvision_inception_v3())
-    buffer = io.BytesIO()
-    torch.save(reference.state_dict(), buffer)
-    buffer.seek(0)
-    with torch.device("meta"):  # skips our own initialisation: the file replaces every tensor
-        ours = zrenie.build_model("inception_v3")
-    ours.load_state_dict(torch.load(buffer, weights_only=True), strict=True, assign=True)
-    return reference.eval(), ours.eval()
+    return torchvision_and_ours("inception_v3", torchvision_inception_v3, via_file=True, skip_init=True)
 
 
 def test_parameter_count_and_state_dict_equal_torchvision():
@@ -70,45 +31,32 @@ def test_parameter_count_and_state_dict_equal_torchvision():
         ours, reference = zrenie.build_model("inception_v3"), torchvision_inception_v3()
         small = zrenie.build_model("inception_v3", small_input=True)
     assert n_params(ours) == n_params(reference) == TORCHVISION_PARAMS
-    expected = [(k, v.shape) for k, v in reference.state_dict().items()]
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == expected
+    expected = list(state_shapes(reference).items())
+    assert list(state_shapes(ours).items()) == expected
     # The small stem changes strides and paddings only, so ImageNet weights still load into it.
-    assert [(k, v.shape) for k, v in small.state_dict().items()] == expected
+    assert list(state_shapes(small).items()) == expected
 
 
-def test_eval_logits_equal_torchvision_at_the_minimum_size(torchvision_and_ours):
-    reference, ours = torchvision_and_ours
+def test_eval_logits_equal_torchvision_at_the_minimum_size(reference_and_ours):
+    reference, ours = reference_and_ours
     x = torch.randn(2, 3, 75, 75)  # torchvision's min_size, the cheapest input it takes
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
-        reference.transform_input = ours.transform_input = True
-        try:
-            torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
-        finally:
-            reference.transform_input = ours.transform_input = False
+    assert_same_logits(reference, ours, x)
+    with transform_input_on(reference, ours):
+        assert_same_logits(reference, ours, x)
 
 
-def test_train_outputs_with_aux_head_equal_torchvision(torchvision_and_ours):
-    reference, ours = torchvision_and_ours
+def test_train_outputs_with_aux_head_equal_torchvision(reference_and_ours):
+    reference, ours = reference_and_ours
     x = torch.randn(2, 3, 299, 299)  # the auxiliary head's fixed pooling needs the full size
-    outputs = []
-    try:
-        with torch.no_grad():
-            for model in (reference, ours):
-                torch.manual_seed(1)  # the same dropout mask in both
-                outputs.append(model.train()(x))
-    finally:
-        reference.eval(), ours.eval()
-    expected, got = outputs
+    expected, got = train_outputs(reference, ours, x)
     assert isinstance(got, InceptionOutputs) and len(got) == 2
-    for name in InceptionOutputs._fields:
-        torch.testing.assert_close(getattr(got, name), getattr(expected, name), rtol=1e-5, atol=1e-5)
+    assert_fields_equal(got, expected)
     assert main_logits(got) is got.logits
     assert AUX_LOSS_WEIGHT == 0.4
 
 
-def test_stage_features_equal_torchvision_outputs_before_each_downsampling(torchvision_and_ours):
-    reference, ours = torchvision_and_ours
+def test_stage_features_equal_torchvision_outputs_before_each_downsampling(reference_and_ours):
+    reference, ours = reference_and_ours
     nodes = ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"]
     x = torch.randn(1, 3, 75, 75)
     with torch.no_grad():
@@ -116,18 +64,17 @@ def test_stage_features_equal_torchvision_outputs_before_each_downsampling(torch
         maps = ours.stage_features(x)
     assert [tuple(m.shape[1:]) for m in maps] == \
         [(64, 35, 35), (192, 15, 15), (288, 7, 7), (768, 3, 3), (2048, 1, 1)]
-    for got, node in zip(maps, nodes):
-        torch.testing.assert_close(got, expected[node], rtol=1e-5, atol=1e-5)
+    assert_maps_equal(maps, expected, nodes)
     with torch.device("meta"):
         maps = zrenie.build_model("inception_v3").stage_features(torch.zeros(1, 3, 299, 299))
     assert [tuple(m.shape[1:]) for m in maps] == \
         [(64, 147, 147), (192, 71, 71), (288, 35, 35), (768, 17, 17), (2048, 8, 8)]
 
 
-def test_small_input_takes_32x32_with_the_imagenet_layout_weights(torchvision_and_ours):
+def test_small_input_takes_32x32_with_the_imagenet_layout_weights(reference_and_ours):
     with torch.device("meta"):
         model = zrenie.build_model("inception_v3", small_input=True)
-    model.load_state_dict(torchvision_and_ours[1].state_dict(), strict=True, assign=True)
+    model.load_state_dict(reference_and_ours[1].state_dict(), strict=True, assign=True)
     with torch.no_grad():  # one image: the 32x32 grid makes this network cost ~7 GFLOP per image
         logits = model.eval()(torch.rand(1, 3, 32, 32))
     assert logits.shape == (1, 1000) and logits.isfinite().all()

@@ -3,8 +3,9 @@ import torch
 from torch import nn
 
 import zrenie
-from zrenie.errors import ShapeError
 from zrenie.nn.backbones.inception_resnet import BLOCK_C, MIN_INPUT_SIZE, InceptionResidual
+
+from ._helpers import assert_minimum_input_size, n_params, state_shapes, unchecked
 
 # timm's `inception_resnet_v2` with 1000 classes (its docs list 55.84M).
 TIMM_PARAMS = 55_843_464
@@ -28,10 +29,6 @@ TIMM_KEYS = {
 }
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def test_parameter_count_equals_timm_and_keras():
     with torch.device("meta"):  # shapes without memory or init cost
         model = zrenie.build_model("inception_resnet_v2")
@@ -52,7 +49,7 @@ def test_state_dict_has_timm_keys_and_the_released_block_counts():
     assert [len(model.repeat), len(model.repeat_1), len(model.repeat_2) + 1] == [10, 20, 10]
     assert {b.scale for b in model.repeat} == {0.17} and {b.scale for b in model.repeat_1} == {0.10}
     assert {b.scale for b in model.repeat_2} == {0.20} and model.block8.scale == 1.0
-    assert {k: v.shape for k, v in small.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    assert state_shapes(small) == state_shapes(model)
 
 
 def test_residual_block_adds_the_scaled_branch_output_to_its_input():
@@ -90,15 +87,8 @@ def test_minimum_input_size_is_exact_and_smaller_inputs_raise_one_line(small_inp
     size = MIN_INPUT_SIZE[small_input]
     with torch.device("meta"):  # the size checks are shape computations: no data needed
         model = zrenie.build_model("inception_resnet_v2", small_input=small_input)
-        assert model.min_input_size == size
-        assert model(torch.zeros(2, 3, size, size)).shape == (2, 1000)
-        model.min_input_size = 1
-        with pytest.raises(RuntimeError):  # one pixel less really breaks the network
-            model(torch.zeros(2, 3, size - 1, size - 1))
-        model.min_input_size = size
-        with pytest.raises(ShapeError, match=f"minimum {size}x{size}") as err:
-            model(torch.zeros(1, 3, size - 1, size + 10))
-    assert "\n" not in str(err.value)
+        assert_minimum_input_size(model, size, unchecked(model), too_small=(size - 1, size + 10),
+                                  match=f"minimum {size}x{size}", batch=2)
 
 
 def test_builder_options():

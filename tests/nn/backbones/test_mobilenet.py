@@ -8,55 +8,28 @@ import zrenie
 from zrenie.errors import ShapeError
 from zrenie.nn.backbones.mobilenet import InvertedResidual, MobileNetV2, make_divisible
 
+from ._helpers import (assert_maps_equal, assert_same_logits, meta_twins, n_params, state_shapes,
+                       torchvision_and_ours)
+
 # torchvision's `meta["num_params"]` for width 1.0; the other widths as torchvision builds them.
 TORCHVISION_PARAMS = {1.0: 3_504_872, 0.5: 1_968_680, 1.4: 6_108_776}
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Random BN scales, shifts and running statistics, so that a swapped BN cannot go unnoticed."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def torchvision_and_ours(**kwargs) -> tuple[nn.Module, nn.Module]:
-    """torchvision's model with random weights, and ours loaded from its state_dict (strict), both in eval mode."""
-    torch.manual_seed(0)
-    reference = randomize_batchnorm(torchvision.models.mobilenet_v2(**kwargs)).eval()
-    ours = zrenie.build_model("mobilenet_v2", **kwargs)
-    ours.load_state_dict(reference.state_dict(), strict=True)
-    return reference, ours.eval()
-
-
 @pytest.mark.parametrize("width_mult", list(TORCHVISION_PARAMS))
 def test_parameter_count_and_state_dict_equal_torchvision(width_mult):
-    with torch.device("meta"):
-        ours = zrenie.build_model("mobilenet_v2", width_mult=width_mult)
-        reference = torchvision.models.mobilenet_v2(width_mult=width_mult)
+    ours, reference = meta_twins("mobilenet_v2", width_mult=width_mult)
     assert n_params(ours) == n_params(reference) == TORCHVISION_PARAMS[width_mult]
-    ours_shapes = {k: v.shape for k, v in ours.state_dict().items()}
-    assert ours_shapes == {k: v.shape for k, v in reference.state_dict().items()}
+    assert state_shapes(ours) == state_shapes(reference)
 
 
 @pytest.mark.parametrize("width_mult", list(TORCHVISION_PARAMS))
 def test_logits_equal_torchvision_with_its_weights(width_mult):
-    reference, ours = torchvision_and_ours(width_mult=width_mult)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+    reference, ours = torchvision_and_ours("mobilenet_v2", width_mult=width_mult)
+    assert_same_logits(reference, ours, torch.randn(2, 3, 64, 64))
 
 
 def test_stage_features_equal_torchvision_outputs_before_each_downsampling():
-    reference, ours = torchvision_and_ours()
+    reference, ours = torchvision_and_ours("mobilenet_v2")
     # The last block at each resolution: torchvision's blocks with stride 2 are features 2, 4, 7 and 14.
     nodes = ["features.1", "features.3", "features.6", "features.13", "features.18"]
     extractor = create_feature_extractor(reference, return_nodes=nodes)
@@ -66,8 +39,7 @@ def test_stage_features_equal_torchvision_outputs_before_each_downsampling():
         maps = ours.stage_features(x)
     assert [m.shape[1] for m in maps] == [16, 24, 32, 96, 1280]
     assert [m.shape[-1] for m in maps] == [32, 16, 8, 4, 2]
-    for got, node in zip(maps, nodes):
-        torch.testing.assert_close(got, expected[node], rtol=1e-5, atol=1e-5)
+    assert_maps_equal(maps, expected, nodes)
 
 
 def test_small_input_takes_32x32_and_downsamples_8x():

@@ -1,12 +1,14 @@
 import pytest
 import torch
-import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import zrenie
 from zrenie.errors import ShapeError
 from zrenie.nn.backbones.resnet import ResNet
+
+from ._helpers import (assert_maps_equal, assert_same_logits, meta_twins, n_params, state_shapes,
+                       torchvision_and_ours)
 
 # torchvision's `meta["num_params"]` for its ImageNet weights of each model.
 TORCHVISION_PARAMS = {
@@ -18,47 +20,17 @@ TORCHVISION_PARAMS = {
 }
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Random BN scales, shifts and running statistics, so that a swapped BN cannot go unnoticed."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def torchvision_and_ours(name: str, **kwargs) -> tuple[nn.Module, nn.Module]:
-    """torchvision's model with random weights, and ours loaded from its state_dict (strict), both in eval mode."""
-    torch.manual_seed(0)
-    reference = randomize_batchnorm(getattr(torchvision.models, name)(**kwargs)).eval()
-    ours = zrenie.build_model(name, **kwargs)
-    ours.load_state_dict(reference.state_dict(), strict=True)
-    return reference, ours.eval()
-
-
 @pytest.mark.parametrize("name", list(TORCHVISION_PARAMS))
 def test_parameter_count_and_state_dict_equal_torchvision(name):
-    # On the meta device: shapes without memory or init cost, so resnet152 is cheap too.
-    with torch.device("meta"):
-        ours, reference = zrenie.build_model(name), getattr(torchvision.models, name)()
+    ours, reference = meta_twins(name)  # on the meta device, so resnet152 is cheap too
     assert n_params(ours) == n_params(reference) == TORCHVISION_PARAMS[name]
-    ours_shapes = {k: v.shape for k, v in ours.state_dict().items()}
-    assert ours_shapes == {k: v.shape for k, v in reference.state_dict().items()}
+    assert state_shapes(ours) == state_shapes(reference)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet101"])
 def test_logits_equal_torchvision_with_its_weights(name):
     reference, ours = torchvision_and_ours(name)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+    assert_same_logits(reference, ours, torch.randn(2, 3, 64, 64))
 
 
 def test_stage_features_equal_torchvision_layer_outputs():
@@ -70,8 +42,7 @@ def test_stage_features_equal_torchvision_layer_outputs():
         expected = extractor(x)
         maps = ours.stage_features(x)
     assert len(maps) == 4
-    for got, layer in zip(maps, layers):
-        torch.testing.assert_close(got, expected[layer], rtol=1e-5, atol=1e-5)
+    assert_maps_equal(maps, expected, layers)
 
 
 @pytest.mark.parametrize("name, expansion", [("resnet18", 1), ("resnet50", 4)])

@@ -1,12 +1,13 @@
 import pytest
 import torch
-import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import zrenie
-from zrenie.errors import ShapeError
 from zrenie.nn.backbones.vgg import MIN_INPUT_SIZE, VARIANTS
+
+from ._helpers import (assert_maps_equal, assert_minimum_input_size, meta_twins, n_params, state_shapes,
+                       torchvision_and_ours)
 
 # torchvision's `meta["num_params"]` for its ImageNet weights of each model.
 TORCHVISION_PARAMS = {
@@ -21,43 +22,15 @@ TORCHVISION_PARAMS = {
 }
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Random BN scales, shifts and running statistics, so that a swapped BN cannot go unnoticed."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
-
-
-def torchvision_and_ours(name: str) -> tuple[nn.Module, nn.Module]:
-    """torchvision's model with random weights, and ours loaded from its state_dict (strict); eval mode."""
-    torch.manual_seed(0)
-    reference = randomize_batchnorm(getattr(torchvision.models, name)()).eval()
-    ours = zrenie.build_model(name)
-    ours.load_state_dict(reference.state_dict(), strict=True)
-    return reference, ours.eval()
-
-
 def test_variant_table_holds_torchvision_counts():
     assert {name: count for name, (_, _, count) in VARIANTS.items()} == TORCHVISION_PARAMS
 
 
 @pytest.mark.parametrize("name", list(TORCHVISION_PARAMS))
 def test_parameter_count_and_state_dict_equal_torchvision(name):
-    # On the meta device: shapes without memory or init cost, so all eight variants are cheap.
-    with torch.device("meta"):
-        ours, reference = zrenie.build_model(name), getattr(torchvision.models, name)()
+    ours, reference = meta_twins(name)  # on the meta device, so all eight variants are cheap
     assert n_params(ours) == n_params(reference) == TORCHVISION_PARAMS[name]
-    assert {k: v.shape for k, v in ours.state_dict().items()} == \
-        {k: v.shape for k, v in reference.state_dict().items()}
+    assert state_shapes(ours) == state_shapes(reference)
 
 
 @pytest.mark.parametrize("name", ["vgg11", "vgg16_bn"])
@@ -73,8 +46,7 @@ def test_logits_and_stage_features_equal_torchvision_with_its_weights(name):
         expected = create_feature_extractor(reference, return_nodes=nodes)(x)
         maps = ours.stage_features(x)
     assert len(maps) == 5
-    for got, node in zip(maps, nodes):
-        torch.testing.assert_close(got, expected[node], rtol=1e-5, atol=1e-5)
+    assert_maps_equal(maps, expected, nodes)
 
 
 def test_stage_shapes_at_224():
@@ -95,8 +67,7 @@ def test_small_input_takes_32x32_and_keeps_every_key():
                                              (2, 512, 8, 8), (2, 512, 4, 4)]
     with torch.device("meta"):
         default = zrenie.build_model("vgg11_bn", num_classes=10)
-    assert {k: v.shape for k, v in model.state_dict().items()} == \
-        {k: v.shape for k, v in default.state_dict().items()}
+    assert state_shapes(model) == state_shapes(default)
 
 
 @pytest.mark.parametrize("small_input", [False, True])
@@ -104,13 +75,8 @@ def test_minimum_input_size_is_exact_and_smaller_inputs_raise_one_line(small_inp
     size = MIN_INPUT_SIZE[small_input]
     with torch.device("meta"):  # the size checks are shape computations: no data needed
         model = zrenie.build_model("vgg13", small_input=small_input)
-        assert model.min_input_size == size
-        assert model(torch.zeros(1, 3, size, size)).shape == (1, 1000)
-        with pytest.raises(RuntimeError):  # one pixel less really breaks the network
-            model.features(torch.zeros(1, 3, size - 1, size - 1))
-        with pytest.raises(ShapeError, match=f"vgg13: .*minimum {size}x{size}") as err:
-            model(torch.zeros(1, 3, size - 1, size))
-    assert "\n" not in str(err.value)
+        assert_minimum_input_size(model, size, model.features, too_small=(size - 1, size),
+                                  match=f"vgg13: .*minimum {size}x{size}")
 
 
 def test_builder_options():

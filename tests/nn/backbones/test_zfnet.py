@@ -3,18 +3,15 @@ import torch
 from torch import nn
 
 import zrenie
-from zrenie.errors import ShapeError
 from zrenie.nn.backbones.zfnet import MIN_INPUT_SIZE
+
+from ._helpers import assert_minimum_input_size, n_params
 
 # Zeiler & Fergus 2013, Fig. 3: (in_channels, out_channels, kernel) of conv1..conv5, then the
 # (in_features, out_features) of fc6..fc8 (conv5's 256 maps pooled to 6x6, 1000 classes).
 PAPER_CONVS = [(3, 96, 7), (96, 256, 5), (256, 384, 3), (384, 384, 3), (384, 256, 3)]
 PAPER_DENSE = [(256 * 6 * 6, 4096), (4096, 4096), (4096, 1000)]
 PAPER_PARAMS = 62_357_608  # the docstring's hand count
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_parameter_count_equals_a_hand_count_of_the_papers_layer_table():
@@ -58,13 +55,8 @@ def test_minimum_input_size_is_exact_and_smaller_inputs_raise_one_line(small_inp
     size = MIN_INPUT_SIZE[small_input]
     with torch.device("meta"):  # the size checks are shape computations: no data needed
         model = zrenie.build_model("zfnet", small_input=small_input)
-        assert model.min_input_size == size
-        assert model(torch.zeros(1, 3, size, size)).shape == (1, 1000)
-        with pytest.raises(RuntimeError):  # one pixel less really breaks the network
-            model.features(torch.zeros(1, 3, size - 1, size - 1))
-        with pytest.raises(ShapeError, match=f"minimum {size}x{size}") as err:
-            model(torch.zeros(1, 3, size + 10, size - 1))
-    assert "\n" not in str(err.value)
+        assert_minimum_input_size(model, size, model.features, too_small=(size + 10, size - 1),
+                                  match=f"minimum {size}x{size}")
 
 
 def test_norm_options():

@@ -7,11 +7,9 @@ what its ImageNet weights were trained with; we keep it so those weight files lo
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from torch import nn
 
-from torch import Tensor, nn
-
-from zrenie.nn.layers import check_input_size
+from zrenie.nn.backbones.common import FlatConvNet
 from zrenie.registry import MODELS
 
 # Smallest H and W by small_input. Default: conv1 (11x11/4, pad 2) and three 3x3/2 pools leave 1x1
@@ -20,24 +18,7 @@ from zrenie.registry import MODELS
 MIN_INPUT_SIZE = {False: 63, True: 15}
 
 
-def outputs_before(layers: nn.Sequential, x: Tensor, indices: Collection[int]) -> list[Tensor]:
-    """Runs `layers` on `x` and keeps the input of every layer whose index is in `indices`.
-
-    The flat `features` Sequentials of AlexNet, ZFNet and VGG have no stage modules (torchvision's
-    state_dict keys fix that layout), so a stage is cut at the index of its downsampling pool;
-    `len(layers)` in `indices` keeps the final output as well.
-    """
-    maps = []
-    for i, layer in enumerate(layers):
-        if i in indices:
-            maps.append(x)
-        x = layer(x)
-    if len(layers) in indices:
-        maps.append(x)
-    return maps
-
-
-class AlexNet(nn.Module):
+class AlexNet(FlatConvNet):
     """torchvision's AlexNet: five convolutions, three overlapping 3x3/2 max pools, three dense layers.
 
     `features`, `avgpool` and `classifier` carry torchvision's names and indices, so
@@ -51,8 +32,13 @@ class AlexNet(nn.Module):
             32x32 images keep a 3x3 map after the last pool instead of vanishing; only
             `features.0.weight` changes shape.
         dropout: rate of the two dropout layers of the classifier.
+
+    `stage_features` gives three maps, each taken before a max pool: at 224x224 (B, 64, 55, 55)
+    after conv1, (B, 192, 27, 27) after conv2, (B, 256, 13, 13) after conv5; with `small_input`
+    at 32x32, 32, 15 and 7 pixels.
     """
 
+    name = "alexnet"
     min_input_size: int = MIN_INPUT_SIZE[False]
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
@@ -91,25 +77,6 @@ class AlexNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
-
-    def stage_features(self, x: Tensor) -> list[Tensor]:
-        """Three maps, each taken before a max pool.
-
-        Args:
-            x: Tensor[B, C, H, W].
-
-        Returns:
-            At 224x224: (B, 64, 55, 55) after conv1, (B, 192, 27, 27) after conv2,
-            (B, 256, 13, 13) after conv5. With `small_input` at 32x32: 32, 15 and 7 pixels.
-        """
-        check_input_size(x, self.min_input_size, "alexnet")
-        return outputs_before(self.features, x, self.stage_ends)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: Tensor[B, C, H, W] -> logits Tensor[B, num_classes]."""
-        check_input_size(x, self.min_input_size, "alexnet")
-        x = self.avgpool(self.features(x))  # (B, 256, 6, 6)
-        return self.classifier(x.flatten(1))
 
 
 @MODELS.register("alexnet")

@@ -2,7 +2,8 @@
 
 The layout and `state_dict` keys are torchvision's `GoogLeNet` (a BatchNorm after every conv, as in
 torchvision's port), so torchvision's weight file loads as it is. This module also holds what the
-Inception family shares: `basic_conv`, `main_logits`, `run_layers` and the input renormalisation.
+Inception family shares: `basic_conv`, `main_logits`, `run_layers`, `run_stages`, `add_stem`
+and the input renormalisation.
 
 Auxiliary classifiers. In training mode, with `aux_logits=True`, `forward` returns
 `GoogLeNetOutputs(logits, aux_logits2, aux_logits1)` like torchvision; in eval mode, plain logits.
@@ -89,6 +90,30 @@ def run_layers(model: nn.Module, names: Iterable[str], x: Tensor) -> Tensor:
     for name in names:
         x = getattr(model, name)(x)
     return x
+
+
+def run_stages(model: nn.Module, stages: Iterable[Iterable[str]], x: Tensor) -> list[Tensor]:
+    """Applies the named child modules of `model` stage by stage; the output of every stage."""
+    maps = []
+    for stage in stages:
+        x = run_layers(model, stage, x)
+        maps.append(x)
+    return maps
+
+
+def add_stem(model: nn.Module, stem: Iterable[tuple], in_channels: int, small_input: bool) -> int:
+    """Adds the stem convs of Inception-v3 and Inception-ResNet-v2 to `model`; their output channels.
+
+    `stem` rows are (name, out_channels, kernel, stride, padding). With `small_input` every conv is
+    stride-1 "same" instead: the kernels, hence the keys and weight shapes, stay the same, so
+    ImageNet weights still load while a 32x32 image keeps its size through the stem.
+    """
+    c = in_channels
+    for name, out, kernel, stride, padding in stem:
+        conv = basic_conv(c, out, kernel) if small_input else basic_conv(c, out, kernel, stride, padding)
+        setattr(model, name, conv)
+        c = out
+    return c
 
 
 def imagenet_to_inception_range(x: Tensor) -> Tensor:
@@ -221,12 +246,7 @@ class GoogLeNet(nn.Module):
             small_input, strides 1, 2, 4: inception3b (B, 480, H, W), inception4e (B, 832, H/2, W/2),
             inception5b (B, 1024, H/4, W/4).
         """
-        x = self._prepare(x)
-        maps = []
-        for stage in self.stage_layers:
-            x = run_layers(self, stage, x)
-            maps.append(x)
-        return maps
+        return run_stages(self, self.stage_layers, self._prepare(x))
 
     def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
         """Logits (B, num_classes); in training mode with aux_logits, `GoogLeNetOutputs`."""

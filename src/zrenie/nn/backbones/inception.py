@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zrenie.nn.backbones.googlenet import (basic_conv, imagenet_to_inception_range, init_truncated_normal,
-                                           run_layers)
+from zrenie.nn.backbones.googlenet import (add_stem, basic_conv, imagenet_to_inception_range,
+                                           init_truncated_normal, run_layers, run_stages)
 from zrenie.nn.layers import check_input_size
 from zrenie.registry import MODELS
 
@@ -222,11 +222,7 @@ class Inception3(nn.Module):
         self.stage_layers = STAGES[small_input]
         self.min_input_size = MIN_INPUT_SIZE[small_input]
         self.min_aux_input_size = MIN_AUX_INPUT_SIZE[small_input]
-        c = in_channels
-        for name, out, kernel, stride, padding in STEM:
-            conv = basic_conv(c, out, kernel) if small_input else basic_conv(c, out, kernel, stride, padding)
-            setattr(self, name, conv)
-            c = out
+        add_stem(self, STEM, in_channels, small_input)
         if not small_input:
             self.maxpool1 = nn.MaxPool2d(3, stride=2)
             self.maxpool2 = nn.MaxPool2d(3, stride=2)
@@ -257,12 +253,7 @@ class Inception3(nn.Module):
             Mixed_7c (B, 2048, 8, 8). small_input (sizes at 32x32): Mixed_5d (B, 288, 32, 32),
             Mixed_6e (B, 768, 15, 15), Mixed_7c (B, 2048, 7, 7).
         """
-        x = self._prepare(x, with_aux=False)
-        maps = []
-        for stage in self.stage_layers:
-            x = run_layers(self, stage, x)
-            maps.append(x)
-        return maps
+        return run_stages(self, self.stage_layers, self._prepare(x, with_aux=False))
 
     def forward(self, x: Tensor) -> Tensor | InceptionOutputs:
         """Logits (B, num_classes); in training mode with aux_logits, `InceptionOutputs`."""

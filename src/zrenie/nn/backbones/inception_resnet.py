@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from zrenie.nn.backbones.googlenet import basic_conv, run_layers
+from zrenie.nn.backbones.googlenet import add_stem, basic_conv, run_stages
 from zrenie.nn.layers import check_input_size
 from zrenie.registry import MODELS
 
@@ -144,11 +144,7 @@ class InceptionResNetV2(nn.Module):
         super().__init__()
         self.stage_layers = STAGES[small_input]
         self.min_input_size = MIN_INPUT_SIZE[small_input]
-        c = in_channels
-        for name, out, kernel, stride, padding in STEM:
-            conv = basic_conv(c, out, kernel) if small_input else basic_conv(c, out, kernel, stride, padding)
-            setattr(self, name, conv)
-            c = out
+        c = add_stem(self, STEM, in_channels, small_input)
         if not small_input:
             self.maxpool_3a = nn.MaxPool2d(3, stride=2)
             self.maxpool_5a = nn.MaxPool2d(3, stride=2)
@@ -178,11 +174,7 @@ class InceptionResNetV2(nn.Module):
             repeat_1 (B, 1088, 15, 15), conv2d_7b (B, 1536, 7, 7).
         """
         check_input_size(x, self.min_input_size, "inception_resnet_v2")
-        maps = []
-        for stage in self.stage_layers:
-            x = run_layers(self, stage, x)
-            maps.append(x)
-        return maps
+        return run_stages(self, self.stage_layers, x)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (B, num_classes)."""

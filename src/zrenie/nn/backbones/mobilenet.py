@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zrenie.nn.backbones.common import init_kaiming_fan_out_
 from zrenie.nn.layers import ConvBNAct, check_input_size
 from zrenie.registry import MODELS
 
@@ -146,17 +147,7 @@ class MobileNetV2(nn.Module):
 
 def init_mobilenet_weights(model: MobileNetV2, zero_init_residual: bool = False) -> None:
     """torchvision's MobileNetV2 init: Kaiming normal (fan_out) convs, BN 1 and 0, Linear N(0, 0.01)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
+    init_kaiming_fan_out_(model)
     if zero_init_residual:
         for m in model.modules():
             if isinstance(m, InvertedResidual) and m.use_res_connect:

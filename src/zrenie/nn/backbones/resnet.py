@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zrenie.nn.backbones.common import init_kaiming_fan_out_
 from zrenie.nn.layers import ConvBNAct, check_input_size
 from zrenie.registry import MODELS
 
@@ -178,17 +179,9 @@ class ResNet(nn.Module):
 
 
 def init_resnet_weights(model: nn.Module, zero_init_residual: bool = False) -> None:
-    """torchvision's ResNet init: Kaiming normal (fan_out) convs, BN scale 1 and shift 0.
-
-    Kaiming init keeps the activation variance constant through ReLU layers (He et al. 2015); fan_out
-    preserves it in the backward pass. `fc` keeps PyTorch's default init, as in torchvision.
-    """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    """torchvision's ResNet init: Kaiming normal (fan_out) convs, BN scale 1 and shift 0; `fc` keeps
+    PyTorch's default init, as in torchvision."""
+    init_kaiming_fan_out_(model, linear_std=None)
     if zero_init_residual:
         for m in model.modules():
             if isinstance(m, Bottleneck):

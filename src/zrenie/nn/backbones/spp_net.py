@@ -22,9 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from zrenie.nn.backbones.alexnet import outputs_before
-from zrenie.nn.backbones.zfnet import fc_classifier, pool_indices, zf_trunk
-from zrenie.nn.layers import check_input_size
+from zrenie.nn.backbones.common import FlatConvNet, pool_indices
+from zrenie.nn.backbones.zfnet import fc_classifier, zf_trunk
 from zrenie.registry import MODELS
 
 # Coarse to fine, the order in which the authors' release concatenates pool5_spm1, spm2, spm3 and
@@ -71,7 +70,7 @@ class SpatialPyramidPool(nn.Module):
         return f"levels={self.levels}"
 
 
-class SPPNet(nn.Module):
+class SPPNet(FlatConvNet):
     """ZF-5 trunk -> spatial pyramid pool -> fc6, fc7, fc8 (77,037,672 parameters by default).
 
     The trunk is `zf_trunk`: ZFNet's layer order (pool, then LRN across channels). The authors'
@@ -86,8 +85,13 @@ class SPPNet(nn.Module):
         dropout: rate of the dropout after fc6 and fc7.
         levels: pyramid levels; (1, 2, 3, 6) is the paper's, (1, 2, 4) a lighter choice.
         norm: "lrn", "batch" or "none"; see `zf_trunk`.
+
+    `stage_features` gives three maps, before pool1, before pool2 and conv5's output (the pyramid's
+    input): at 224x224 (B, 96, 110, 110), (B, 256, 26, 26), (B, 256, 13, 13); with `small_input`
+    at 32x32, 32, 16 and 8 pixels. `forward` takes any H, W >= `min_input_size`.
     """
 
+    name = "spp_net"
     min_input_size: int = MIN_INPUT_SIZE[False]
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
@@ -99,23 +103,9 @@ class SPPNet(nn.Module):
         self.spp = SpatialPyramidPool(levels)
         self.classifier = fc_classifier(self.spp.out_features(256), num_classes, dropout)
 
-    def stage_features(self, x: Tensor) -> list[Tensor]:
-        """Three maps: before pool1, before pool2 and conv5's output (the pyramid's input).
-
-        Args:
-            x: Tensor[B, C, H, W].
-
-        Returns:
-            At 224x224: (B, 96, 110, 110), (B, 256, 26, 26), (B, 256, 13, 13).
-            With `small_input` at 32x32: 32, 16 and 8 pixels.
-        """
-        check_input_size(x, self.min_input_size, "spp_net")
-        return outputs_before(self.features, x, self.stage_ends)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: Tensor[B, C, H, W] of any H, W >= min_input_size -> logits Tensor[B, num_classes]."""
-        check_input_size(x, self.min_input_size, "spp_net")
-        return self.classifier(self.spp(self.features(x)))  # spp: (B, 256 * sum(l * l))
+    def pool_features(self, x: Tensor) -> Tensor:
+        """conv5's map -> Tensor[B, 256 * sum(l * l)], whatever its size."""
+        return self.spp(x)
 
 
 @MODELS.register("spp_net")

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor, nn
+from torch import nn
 
-from zrenie.nn.backbones.alexnet import outputs_before
-from zrenie.nn.backbones.zfnet import fc_classifier, pool_indices
-from zrenie.nn.layers import check_input_size
+from zrenie.nn.backbones.common import FlatConvNet, init_kaiming_fan_out_, pool_indices
+from zrenie.nn.backbones.zfnet import fc_classifier
 from zrenie.registry import MODELS
 
 # Columns of Table 1 of the paper: output channels of each 3x3 convolution, "M" for a 2x2 max pool.
@@ -64,23 +63,7 @@ def make_layers(config: Sequence[int | str], batch_norm: bool = False, in_channe
     return nn.Sequential(*layers)
 
 
-def init_vgg_(model: nn.Module) -> None:
-    """torchvision's VGG initialisation: He normal (fan out) convolutions, N(0, 0.01) dense layers,
-    zero biases, unit batchnorm scales."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-
-
-class VGG(nn.Module):
+class VGG(FlatConvNet):
     """A VGG network: `features`, `avgpool` and `classifier` with torchvision's names and indices.
 
     Args:
@@ -92,6 +75,11 @@ class VGG(nn.Module):
             map instead of 1x1. The Identity holds the pool's index, so every key is unchanged.
         dropout: rate of the dropout after fc6 and fc7.
         name: the name used in error messages.
+
+    `stage_features` gives five maps, one per convolution group of Table 1, each taken before the
+    group's pool: (B, 64, H, W), (B, 128, H/2, W/2), (B, 256, H/4, W/4), (B, 512, H/8, W/8),
+    (B, 512, H/16, W/16). With `small_input` the first two share the input's size: H, H, H/2,
+    H/4, H/8.
     """
 
     min_input_size: int = MIN_INPUT_SIZE[False]
@@ -107,27 +95,7 @@ class VGG(nn.Module):
         self.min_input_size = MIN_INPUT_SIZE[small_input]
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = fc_classifier(512 * 7 * 7, num_classes, dropout)
-        init_vgg_(self)
-
-    def stage_features(self, x: Tensor) -> list[Tensor]:
-        """Five maps, one per convolution group of Table 1, each taken before the group's pool.
-
-        Args:
-            x: Tensor[B, C, H, W].
-
-        Returns:
-            (B, 64, H, W), (B, 128, H/2, W/2), (B, 256, H/4, W/4), (B, 512, H/8, W/8),
-            (B, 512, H/16, W/16). With `small_input` the first two share the input's size:
-            H, H, H/2, H/4, H/8.
-        """
-        check_input_size(x, self.min_input_size, self.name)
-        return outputs_before(self.features, x, self.stage_ends)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: Tensor[B, C, H, W] -> logits Tensor[B, num_classes]."""
-        check_input_size(x, self.min_input_size, self.name)
-        x = self.avgpool(self.features(x))  # (B, 512, 7, 7)
-        return self.classifier(x.flatten(1))
+        init_kaiming_fan_out_(self)  # torchvision's VGG init
 
 
 def _vgg(name: str, num_classes: int, in_channels: int, small_input: bool, dropout: float | None,

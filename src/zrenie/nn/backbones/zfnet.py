@@ -21,10 +21,10 @@ The paper itself prints no total; the test recomputes this sum from the table.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
-from zrenie.nn.backbones.alexnet import outputs_before
-from zrenie.nn.layers import ConvBNAct, check_input_size
+from zrenie.nn.backbones.common import FlatConvNet, pool_indices
+from zrenie.nn.layers import ConvBNAct
 from zrenie.registry import MODELS
 
 # (out_channels, kernel, stride, padding) of conv1..conv5. Padding 1 on conv1 and 0 on conv2 give
@@ -69,11 +69,6 @@ def zf_trunk(in_channels: int = 3, small_input: bool = False, norm: str = "lrn")
     return nn.Sequential(*layers)
 
 
-def pool_indices(layers: nn.Sequential) -> tuple[int, ...]:
-    """Indices of the max pools in a flat Sequential: where its stages end."""
-    return tuple(i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d))
-
-
 def fc_classifier(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
     """fc6 -> ReLU -> dropout -> fc7 -> ReLU -> dropout -> fc8, the Caffe reference order.
 
@@ -90,7 +85,7 @@ def fc_classifier(in_features: int, num_classes: int, dropout: float) -> nn.Sequ
     )
 
 
-class ZFNet(nn.Module):
+class ZFNet(FlatConvNet):
     """ZFNet with the layer table of Zeiler & Fergus 2013, Fig. 3 (62,357,608 parameters).
 
     A 6x6 adaptive average pool before fc6 (as torchvision's AlexNet has) lets inputs other than
@@ -104,8 +99,13 @@ class ZFNet(nn.Module):
             only `features.0.0.weight` changes shape.
         dropout: rate of the dropout after fc6 and fc7.
         norm: "lrn" (paper), "batch" or "none"; see `zf_trunk`.
+
+    `stage_features` gives three maps, each taken before a max pool: at 224x224 (B, 96, 110, 110)
+    after conv1, (B, 256, 26, 26) after conv2, (B, 256, 13, 13) after conv5; with `small_input`
+    at 32x32, 32, 16 and 8 pixels.
     """
 
+    name = "zfnet"
     min_input_size: int = MIN_INPUT_SIZE[False]
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
@@ -117,25 +117,6 @@ class ZFNet(nn.Module):
         self.min_input_size = MIN_INPUT_SIZE[small_input]
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = fc_classifier(256 * 6 * 6, num_classes, dropout)
-
-    def stage_features(self, x: Tensor) -> list[Tensor]:
-        """Three maps, each taken before a max pool.
-
-        Args:
-            x: Tensor[B, C, H, W].
-
-        Returns:
-            At 224x224: (B, 96, 110, 110) after conv1, (B, 256, 26, 26) after conv2,
-            (B, 256, 13, 13) after conv5. With `small_input` at 32x32: 32, 16 and 8 pixels.
-        """
-        check_input_size(x, self.min_input_size, "zfnet")
-        return outputs_before(self.features, x, self.stage_ends)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: Tensor[B, C, H, W] -> logits Tensor[B, num_classes]."""
-        check_input_size(x, self.min_input_size, "zfnet")
-        x = self.avgpool(self.features(x))  # (B, 256, 6, 6)
-        return self.classifier(x.flatten(1))
 
 
 @MODELS.register("zfnet")
