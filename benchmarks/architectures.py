@@ -40,7 +40,8 @@ def images_per_s(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps
         loss.backward()
         opt.step()
 
-    step()  # warm-up: allocator, cuDNN algorithm choice, compile
+    step()  # warm-up: allocator, cuDNN algorithm choice, compile (forward and backward graphs)
+    step()
     if x.is_cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
