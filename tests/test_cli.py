@@ -195,3 +195,22 @@ def test_batchnorm_off_is_a_recipe_key(tmp_path):
     assert main(["classify", "train", *TINY, f"out={tmp_path / 'nobn'}", "model.batchnorm=false"]) == 0
     state = torch.load(tmp_path / "nobn" / "best.pt", weights_only=True)
     assert not any("running_mean" in k for k in state["model"])
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "sigint"
+    proc = subprocess.Popen([sys.executable, "-m", "zrenie", "classify", "train", *TINY, "epochs=200",
+                             "data.batch_size=16", f"out={out}"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and f"resume={out}" in stderr
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["epoch"] >= 1
+    assert main(["classify", "train", f"resume={out}", "epochs=2", "progress=false"]) == 0
