@@ -109,10 +109,10 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     if cfg.resume:
         state = load_checkpoint(cfg.resume, task=cfg.task)
         load_model_state(model, state["model"], cfg.resume)
-    _check_forward(model, splits, device)
     step = task_impl.build_step(cfg, meta, splits.train.targets)
     train_loader = _loader(splits, cfg, device, "train")
-    val_loader = _loader(splits, cfg, device, "val")
+    val_loader = _loader(splits, cfg, device, "val")  # also sets the val split's eval transform
+    _check_forward(model, splits, device)
     run_dir = _create_run_dir(cfg, holds_run)
     extra = {"task": cfg.task, "model_name": cfg.model.name, "meta": meta}
     lr_mult_of = task_impl.lr_mult_of(cfg, model) if hasattr(task_impl, "lr_mult_of") else None
