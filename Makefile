@@ -23,6 +23,8 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_overhead.py
 	$(BIN)/python benchmarks/digits_time_to_accuracy.py
+	$(BIN)/python benchmarks/architectures.py
+	$(BIN)/python benchmarks/imgproc.py
 
 clean:
 	rm -rf $(VENV) runs
