@@ -10,8 +10,10 @@ turns the summed state into `{name: float}`.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -26,6 +28,20 @@ from zrenie.engine.logging import EpochProgress, RunLogger, Throughput, console
 from zrenie.engine.optim import build_optimizer, build_scheduler
 from zrenie.engine.rng import get_rng_state, set_rng_state
 from zrenie.errors import ZrenieError
+
+
+@contextmanager
+def _deferred_sigint():
+    """Holds Ctrl-C until the block ends; yields a function that tells whether it was pressed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False  # signal handlers can only be set from the main thread
+        return
+    received: list[bool] = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class NonFiniteLossError(ZrenieError):
@@ -150,33 +166,47 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
-        """Trains from the current epoch to `cfg.epochs`; returns the last validation metrics."""
+        """Trains from the current epoch to `cfg.epochs`; returns the last validation metrics.
+
+        Ctrl-C during training or validation saves last.pt at the current batch; during the
+        end-of-epoch bookkeeping (checkpoints, metrics.csv) it is held until that is written, so a
+        run is never left with a checkpoint and a log that disagree.
+        """
         metrics: dict[str, float] = {}
         while self.epoch < self.cfg.epochs:
             started = time.perf_counter()
             try:
                 train_logs = self.train_epoch()
+                metrics = {f"val/{k}": v for k, v in self.evaluate(self.val_loader).items()}
             except KeyboardInterrupt:
                 self.progress.stop()
                 self.save("last.pt")
-                dist.barrier()
-                raise TrainingInterrupted(
-                    f"interrupted at epoch {self.epoch + 1}, batch {self.batch}; saved {self.run_dir / 'last.pt'}; "
-                    f"continue with resume={self.run_dir}") from None
-            metrics = {f"val/{k}": v for k, v in self.evaluate(self.val_loader).items()}
-            self.epoch, self.batch, self.partial = self.epoch + 1, 0, {}
-            row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
-                   "time": time.perf_counter() - started, **train_logs, **metrics}
-            improved = self._is_improvement(metrics.get(self.cfg.monitor))
-            if improved:
-                self.best = metrics[self.cfg.monitor]
-            self.save("last.pt")
-            if improved:
-                self.save("best.pt")
-            self.logger.log_epoch(row)
-            self.logger.log_weights(self.model, self.epoch)
-            self._print_epoch(row)
+                self._raise_interrupted()
+            with _deferred_sigint() as interrupted:
+                self._end_epoch(train_logs, metrics, time.perf_counter() - started)
+            if interrupted():
+                self._raise_interrupted()
         return metrics
+
+    def _end_epoch(self, train_logs: dict[str, float], metrics: dict[str, float], seconds: float) -> None:
+        self.epoch, self.batch, self.partial = self.epoch + 1, 0, {}
+        row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "time": seconds,
+               **train_logs, **metrics}
+        improved = self._is_improvement(metrics.get(self.cfg.monitor))
+        if improved:
+            self.best = metrics[self.cfg.monitor]
+        self.save("last.pt")
+        if improved:
+            self.save("best.pt")
+        self.logger.log_epoch(row)
+        self.logger.log_weights(self.model, self.epoch)
+        self._print_epoch(row)
+
+    def _raise_interrupted(self) -> None:
+        dist.barrier()
+        where = f"epoch {self.epoch + 1}, batch {self.batch}" if self.batch else f"the end of epoch {self.epoch}"
+        raise TrainingInterrupted(f"interrupted at {where}; saved {self.run_dir / 'last.pt'}; "
+                                  f"continue with resume={self.run_dir}") from None
 
     def _is_improvement(self, value: float | None) -> bool:
         if value is None:
