@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from zrenie.data.builtin.photos import load_photo
-from zrenie.imgproc import color, edges, filters, histogram, morphology
+from zrenie.imgproc import adjust, color, edges, filters, histogram, morphology
 
 ELLIPSE5 = morphology.structuring_element("ellipse", 5)
 ELLIPSE5_CV = ELLIPSE5.numpy().astype(np.uint8)
@@ -58,8 +58,8 @@ CASES: dict[str, tuple[Callable, Callable, str]] = {
     "lab_to_rgb": (color.lab_to_rgb, lambda x: cv2.cvtColor(x, cv2.COLOR_Lab2RGB), "lab"),
     "rgb_to_xyz": (color.rgb_to_xyz, lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2XYZ), "rgb"),
     "rgb_to_ycbcr": (color.rgb_to_ycbcr, lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2YCrCb), "rgb"),
-    "adjust_gamma": (lambda x: color.adjust_gamma(x, 2.2), lambda x: cv2.pow(x, 2.2), "rgb"),
-    "sepia": (color.sepia, lambda x: np.clip(cv2.transform(x, np.array(color._SEPIA, np.float32)), 0, 1), "rgb"),
+    "adjust_gamma": (lambda x: adjust.adjust_gamma(x, 2.2), lambda x: cv2.pow(x, 2.2), "rgb"),
+    "sepia": (adjust.sepia, lambda x: np.clip(cv2.transform(x, np.array(adjust._SEPIA, np.float32)), 0, 1), "rgb"),
     "equalize_hist": (histogram.equalize_hist, cv2.equalizeHist, "gray8"),
     "clahe": (lambda x: histogram.clahe(x, 2.0, 8), lambda x: cv2.createCLAHE(2.0, (8, 8)).apply(x), "gray8"),
     "box_blur": (lambda x: filters.box_blur(x, 5), lambda x: cv2.blur(x, (5, 5)), "rgb"),

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from zrenie.data.io import read_image
-from zrenie.imgproc import cli, color, edges, filters
+from zrenie.imgproc import adjust, cli, color, edges, filters
 
 from ._photos import small_uint8
 
@@ -47,7 +47,7 @@ def test_single_op_with_a_parameter(photo_png, tmp_path):
 def test_pipeline_equals_the_composition(photo_png, tmp_path):
     out = tmp_path / "hue.png"
     assert cli.main(["rgb_to_hsv | hue_shift(0.1) | hsv_to_rgb", str(photo_png), str(out)]) == 0
-    expected = color.hsv_to_rgb(color.hue_shift(color.rgb_to_hsv(read_float(photo_png)), 0.1))
+    expected = color.hsv_to_rgb(adjust.hue_shift(color.rgb_to_hsv(read_float(photo_png)), 0.1))
     assert (read_float(out) - expected).abs().max() <= 0.5 / 255 + 1e-6
 
 

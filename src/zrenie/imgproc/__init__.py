@@ -3,14 +3,16 @@
 Every op takes float `(C, H, W)` or `(B, C, H, W)` in [0, 1] and returns the same batch shape.
 """
 
+from zrenie.imgproc.adjust import (
+    AdjustBrightness, AdjustContrast, AdjustGamma, AdjustHue, AdjustSaturation, HueShift, Invert, Sepia,
+    WhiteBalanceGrayWorld, adjust_brightness, adjust_contrast, adjust_gamma, adjust_hue, adjust_saturation,
+    hue_shift, invert, sepia, white_balance_gray_world,
+)
 from zrenie.imgproc.color import (
-    AdjustBrightness, AdjustContrast, AdjustGamma, AdjustHue, AdjustSaturation, BgrToRgb, GrayscaleToRgb, HlsToRgb,
-    HsvToRgb, HueShift, Invert, LabToRgb, LinearRgbToRgb, RgbToBgr, RgbToGrayscale, RgbToHls, RgbToHsv, RgbToLab,
-    RgbToLinearRgb, RgbToXyz, RgbToYcbcr, Sepia, WhiteBalanceGrayWorld, XyzToRgb, YcbcrToRgb, adjust_brightness,
-    adjust_contrast, adjust_gamma, adjust_hue, adjust_saturation, bgr_to_rgb, grayscale_to_rgb, hls_to_rgb,
-    hsv_to_rgb, hue_shift, invert, lab_to_rgb, linear_rgb_to_rgb, rgb_to_bgr, rgb_to_grayscale, rgb_to_hls,
-    rgb_to_hsv, rgb_to_lab, rgb_to_linear_rgb, rgb_to_xyz, rgb_to_ycbcr, sepia, white_balance_gray_world, xyz_to_rgb,
-    ycbcr_to_rgb,
+    BgrToRgb, GrayscaleToRgb, HlsToRgb, HsvToRgb, LabToRgb, LinearRgbToRgb, RgbToBgr, RgbToGrayscale, RgbToHls,
+    RgbToHsv, RgbToLab, RgbToLinearRgb, RgbToXyz, RgbToYcbcr, XyzToRgb, YcbcrToRgb, bgr_to_rgb, grayscale_to_rgb,
+    hls_to_rgb, hsv_to_rgb, lab_to_rgb, linear_rgb_to_rgb, rgb_to_bgr, rgb_to_grayscale, rgb_to_hls, rgb_to_hsv,
+    rgb_to_lab, rgb_to_linear_rgb, rgb_to_xyz, rgb_to_ycbcr, xyz_to_rgb, ycbcr_to_rgb,
 )
 from zrenie.imgproc.filters import (
     BilateralFilter, BoxBlur, Filter2d, Filter2dSeparable, GaussianBlur, Laplacian, MedianBlur, Scharr, Sobel,

@@ -25,7 +25,7 @@ import yaml
 from torch import Tensor
 
 from zrenie.errors import ConfigError, DataError, ZrenieError
-from zrenie.imgproc import color, edges, filters, histogram, morphology
+from zrenie.imgproc import adjust, color, edges, filters, histogram, morphology
 from zrenie.imgproc._io import check_writable, read_float, write_float
 
 # name -> op, grouped as `list` prints them. Ops that return something other than an image
@@ -35,7 +35,7 @@ _GROUPS: dict[str, tuple[Any, tuple[str, ...]]] = {
         "rgb_to_grayscale", "grayscale_to_rgb", "rgb_to_bgr", "bgr_to_rgb", "rgb_to_hsv", "hsv_to_rgb", "rgb_to_hls",
         "hls_to_rgb", "rgb_to_lab", "lab_to_rgb", "rgb_to_xyz", "xyz_to_rgb", "rgb_to_ycbcr", "ycbcr_to_rgb",
         "rgb_to_linear_rgb", "linear_rgb_to_rgb")),
-    "colour processing": (color, (
+    "colour processing": (adjust, (
         "adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue", "hue_shift", "adjust_gamma",
         "sepia", "invert", "white_balance_gray_world")),
     "histogram": (histogram, ("equalize_hist", "clahe", "quantize_colors")),
