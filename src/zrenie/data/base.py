@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from zrenie.config import DataConfig
+from zrenie.data.io import read_image
 from zrenie.errors import DataError
 
 
@@ -79,8 +80,6 @@ class FileDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        from zrenie.data.io import read_image
-
         # A corrupt file is replaced by the next readable one, so an epoch never dies on it;
         # the files were checked once when the dataset was opened (see `drop_unreadable`).
         for offset in range(len(self.samples)):
