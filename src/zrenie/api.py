@@ -14,7 +14,7 @@ from zrenie.engine import distributed as dist
 from zrenie.engine.checkpoint import load_checkpoint, load_model_state, resolve_checkpoint
 from zrenie.engine.rng import seed_everything
 from zrenie.engine.trainer import Trainer
-from zrenie.errors import ConfigError, RunDirError
+from zrenie.errors import CheckpointError, ConfigError, RunDirError
 from zrenie.registry import TASKS
 
 _TASK_MODULES = {"classify": "zrenie.tasks.classify.task"}
@@ -38,8 +38,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _resume_config(resume: str, recipe: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """The resumed run's saved config, then the recipe and overrides of this call."""
+def _resume_config(resume: str, recipe: str | Path | None, overrides: dict[str, Any]) -> tuple[TrainConfig, dict]:
+    """The resumed run's saved config (then the recipe and overrides of this call), and its checkpoint."""
     path = resolve_checkpoint(resume, "last.pt")
     state = load_checkpoint(path)
     cfg = from_dict(state["config"])
@@ -47,7 +47,7 @@ def _resume_config(resume: str, recipe: str | Path | None, overrides: dict[str, 
         apply_overrides(cfg, load_recipe(recipe))
     apply_overrides(cfg, overrides)
     cfg.resume, cfg.out = str(path), str(path.parent)
-    return cfg
+    return cfg, state
 
 
 def _check_run_dir(cfg: TrainConfig) -> bool:
@@ -90,8 +90,11 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     resume = overrides.get("resume")
     if resume is None and recipe is not None:
         resume = load_recipe(recipe).get("resume")
-    cfg = (_resume_config(str(resume), recipe, overrides) if resume
-           else build_config(recipe, task=task, **overrides))
+    state = None
+    if resume:
+        cfg, state = _resume_config(str(resume), recipe, overrides)
+    else:
+        cfg = build_config(recipe, task=task, **overrides)
     task_impl = get_task(cfg.task)
     if cfg.model.unfreeze_every > 0 and dist.launched_by_torchrun():
         raise ConfigError("config key 'model.unfreeze_every': gradual unfreezing is not supported under DDP "
@@ -105,9 +108,9 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     splits = task_impl.build_data(cfg)
     meta = splits.meta()
     model = task_impl.build_model(cfg, meta, training=True).to(device)
-    state = None
-    if cfg.resume:
-        state = load_checkpoint(cfg.resume, task=cfg.task)
+    if state is not None:
+        if state.get("task") != cfg.task:
+            raise CheckpointError(f"{cfg.resume}: checkpoint of task {state.get('task')!r}, expected {cfg.task!r}")
         load_model_state(model, state["model"], cfg.resume)
     step = task_impl.build_step(cfg, meta, splits.train.targets)
     train_loader = _loader(splits, cfg, device, "train")
