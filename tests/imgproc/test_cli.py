@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from zrenie.data.io import read_image
-from zrenie.imgproc import adjust, cli, color, edges, filters
+from zrenie.cli import imgproc as cli
+from zrenie.imgproc import adjust, color, edges, filters
 
 from ._photos import small_uint8
 
@@ -131,10 +132,10 @@ def test_user_errors_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, arg
 
 def test_module_entry_point_runs_and_fails_cleanly(tmp_path):
     out = tmp_path / "o.png"
-    done = subprocess.run([sys.executable, "-m", "zrenie.imgproc.cli", "sepia", "photo:coffee", str(out)],
+    done = subprocess.run([sys.executable, "-m", "zrenie.cli.imgproc", "sepia", "photo:coffee", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0 and out.is_file(), done.stderr
-    failed = subprocess.run([sys.executable, "-m", "zrenie.imgproc.cli", "sepia", str(tmp_path / "no.jpg"), str(out)],
+    failed = subprocess.run([sys.executable, "-m", "zrenie.cli.imgproc", "sepia", str(tmp_path / "no.jpg"), str(out)],
                             capture_output=True, text=True)
     assert failed.returncode == 2
     assert failed.stderr.strip().count("\n") == 0 and "Traceback" not in failed.stderr

@@ -202,7 +202,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
     if ns.command == "compare":
         return _compare(ns.runs, ns.out)
     if ns.command == "imgproc":
-        from zrenie.imgproc.cli import main as imgproc_main
+        from zrenie.cli.imgproc import main as imgproc_main
 
         return imgproc_main(ns.args)
     if ns.command == "demo":
