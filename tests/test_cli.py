@@ -1,6 +1,8 @@
 """The CLI end to end on tiny runs, and every bad input as one line with exit code 2."""
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 
@@ -114,12 +116,32 @@ def test_checkpoint_of_another_task_or_model(trained, tmp_path):
     assert (trained / "last.pt").read_bytes() == before
 
 
+class _RunsCommand:
+    """Unpickling this runs a shell command: the payload of a real malicious checkpoint."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class _Custom:
+    """A class of this module: unpickling it means importing and running code the file names."""
+
+    def __init__(self):
+        self.value = 1
+
+
 def test_checkpoint_with_pickled_object_is_refused(trained, tmp_path):
-    state = torch.load(trained / "best.pt", weights_only=True)
-    state["payload"] = Exception("arbitrary object")  # needs full unpickling to load
-    evil = tmp_path / "evil.pt"
-    torch.save(state, evil)
-    _assert_one_line_error(run_cli("classify", "eval", str(evil)), "refused")
+    marker = tmp_path / "MARKER"
+    for name, payload in (("system.pt", _RunsCommand(f"touch {shlex.quote(str(marker))}")), ("custom.pt", _Custom())):
+        state = torch.load(trained / "best.pt", weights_only=True)
+        state["payload"] = payload  # needs full unpickling to load
+        evil = tmp_path / name
+        torch.save(state, evil)
+        _assert_one_line_error(run_cli("classify", "eval", str(evil)), "refused")
+        assert not marker.exists()  # the command was never run
 
 
 def test_export_safetensors_round_trips_the_weights(trained, tmp_path, capsys):

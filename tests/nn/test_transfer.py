@@ -1,5 +1,8 @@
 """Pretrained weights, head replacement, freezing, and transfer end to end on built-in data."""
 
+import os
+import shlex
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -15,6 +18,23 @@ def _net(classes=10):
     return zrenie.build_model("resnet_cifar", num_classes=classes, depth=8)
 
 
+class _RunsCommand:
+    """Unpickling this runs a shell command: the payload of a real malicious checkpoint."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class _Custom:
+    """A class of this module: unpickling it means importing and running code the file names."""
+
+    def __init__(self):
+        self.value = 1
+
+
 def test_read_weights_unwraps_every_container(tmp_path):
     state = _net().state_dict()
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "w.pth")
@@ -22,9 +42,14 @@ def test_read_weights_unwraps_every_container(tmp_path):
     for name in ("w.pth", "w.safetensors"):
         got = read_weights(tmp_path / name)
         assert got.keys() == state.keys() and all(torch.equal(got[k], state[k]) for k in state)
-    torch.save({"state_dict": state, "opt": Exception("pickled object")}, tmp_path / "evil.pth")
-    with pytest.raises(CheckpointError, match="refused"):
-        read_weights(tmp_path / "evil.pth")
+    marker = tmp_path / "MARKER"
+    for name, payload in (("system.pth", _RunsCommand(f"touch {shlex.quote(str(marker))}")),
+                          ("custom.pth", _Custom())):
+        torch.save({"state_dict": state, "opt": payload}, tmp_path / name)
+        with pytest.raises(CheckpointError, match="refused") as refused:
+            read_weights(tmp_path / name)
+        assert "\n" not in str(refused.value)
+        assert not marker.exists()  # the command was never run
     with pytest.raises(CheckpointError, match="not found"):
         read_weights(tmp_path / "missing.pth")
 
