@@ -1,6 +1,8 @@
 """DDP with two CPU processes (gloo), launched by torchrun as a user would."""
 
 import csv
+import os
+import socket
 import subprocess
 import sys
 
@@ -17,13 +19,21 @@ def test_all_reduce_is_identity_without_a_process_group():
     assert (dist.rank(), dist.world_size(), dist.is_main()) == (0, 1, True)
 
 
+def _free_port() -> int:
+    """A port nothing listens on now, so that parallel or repeated runs do not collide on a fixed one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_process_ddp_training(tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master-addr=127.0.0.1", f"--master-port={_free_port()}",
            "-m", "zrenie", "classify", "train", "data=digits", "data.batch_size=32", "model.width=8", "epochs=2",
            "optim.lr=0.05", "progress=false", "tensorboard=false", f"out={out}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Only rank 0 logs: one line per epoch, one test line.
     assert proc.stderr.count("epoch 1/2") == 1 and proc.stderr.count("test: ") == 1
