@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from zrenie.data.io import read_image
 from zrenie.cli import imgproc as cli
 from zrenie.imgproc import adjust, color, edges, filters
+from zrenie.imgproc.io import read_image
 
 from ._photos import small_uint8
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from zrenie.errors import ConfigError, DataError, ZrenieError
 from zrenie.imgproc import adjust, color, edges, filters, histogram, morphology
-from zrenie.imgproc._io import check_writable, read_float, write_float
+from zrenie.imgproc.io import check_writable, read_float, write_float
 
 # name -> op, grouped as `list` prints them. Ops that return something other than an image
 # (image_histogram, spatial_gradient) stay Python-only.

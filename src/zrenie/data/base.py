@@ -20,8 +20,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from zrenie.config import DataConfig
-from zrenie.data.io import read_image
 from zrenie.errors import DataError
+from zrenie.imgproc.io import read_image
 
 
 class InMemoryDataset(Dataset):

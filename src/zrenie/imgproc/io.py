@@ -1,4 +1,8 @@
-"""Image files for the imgproc CLI: 8- and 16-bit in, the same depth out, always written atomically."""
+"""Image files in and out, always written atomically (a temp file, then a rename).
+
+`read_image`/`write_image`: uint8 `(C, H, W)` at the boundary, the reader of datasets and predictions.
+`read_float`/`write_float`: float `(C, H, W)` in [0, 1] at 8 or 16 bits, the same depth out as in (imgproc CLI).
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,55 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from zrenie.data.io import read_image, write_image
 from zrenie.errors import DataError
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def read_image(path: str | Path, channels: int | None = 3) -> Tensor:
+    """Reads an image file as uint8 `(C, H, W)`.
+
+    Args:
+        path: any format Pillow reads.
+        channels: 1 (grayscale), 3 (RGB), or None to keep the file's own (gray -> 1, else RGB).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("L", "I;16", "I", "1") else "RGB")
+            im = im.convert(mode)
+            array = np.array(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"not a readable image: {path} ({type(err).__name__})") from None
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def write_image(image: Tensor, path: str | Path) -> None:
+    """Writes float `(C, H, W)` in [0, 1] (or uint8) atomically, with the permissions a plain open() gives."""
+    path = Path(path)
+    if image.dtype != torch.uint8:
+        image = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    array = image.cpu().permute(1, 2, 0).numpy()
+    if array.shape[2] == 1:
+        array = array[:, :, 0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        _usual_permissions(Path(tmp))
+        Image.fromarray(array).save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _png_header(path: Path) -> tuple[int, int] | None:
@@ -89,7 +135,6 @@ def write_float(image: Tensor, path: str | Path, bits: int = 8) -> None:
         raise DataError(f"cannot write {tuple(image.shape)} to {path}: an image file needs (1 or 3, H, W)")
     if bits != 16 or path.suffix.lower() != ".png":
         write_image(image, path)
-        _usual_permissions(path)
         return
     array = (image.detach().float().clamp(0, 1) * 65535).round().cpu().numpy().astype(np.uint16).transpose(1, 2, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
