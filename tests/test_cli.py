@@ -150,11 +150,12 @@ def test_export_safetensors_round_trips_the_weights(trained, tmp_path, capsys):
     out = tmp_path / "w.safetensors"
     assert main(["classify", "export", str(trained), str(out)]) == 0
     weights = load_file(out)
-    state = torch.load(trained / "best.pt", weights_only=True)
-    assert weights.keys() == state["model"].keys()
-    assert all(torch.equal(weights[k], state["model"][k]) for k in weights)
+    state = torch.load(trained / "best.pt", weights_only=True)["models"]["model"]["state"]
+    assert weights.keys() == state.keys()
+    assert all(torch.equal(weights[k], state[k]) for k in weights)
     with safe_open(out, "pt") as f:
         assert f.metadata()["model_name"] == "simple_cnn"
+        assert json.loads(f.metadata()["models"])["model"]["builder"] == "simple_cnn"
     _assert_one_line_error(run_cli("classify", "export", str(trained), str(tmp_path / "w.bin")),
                            "must end in .safetensors")
 
@@ -175,7 +176,7 @@ def test_demo_command_equals_the_demo_recipe():
 
 
 def test_eval_with_tta_prints_the_gain(trained, capsys):
-    assert main(["classify", "eval", str(trained), "tta=ten_crop"]) == 0
+    assert main(["classify", "eval", str(trained), "classify.tta=ten_crop"]) == 0
     assert "tta ten_crop vs none: acc1 " in capsys.readouterr().out
 
 
@@ -216,7 +217,7 @@ def test_weights_of_another_architecture_are_one_line(trained, tmp_path):
 def test_batchnorm_off_is_a_recipe_key(tmp_path):
     assert main(["classify", "train", *TINY, f"out={tmp_path / 'nobn'}", "model.batchnorm=false"]) == 0
     state = torch.load(tmp_path / "nobn" / "best.pt", weights_only=True)
-    assert not any("running_mean" in k for k in state["model"])
+    assert not any("running_mean" in k for k in state["models"]["model"]["state"])
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):

@@ -1,6 +1,6 @@
 import pytest
 
-from zrenie.config import TrainConfig, build_config, from_dict, parse_overrides, to_dict
+from zrenie.config import build_config, from_dict, new_config, parse_overrides, to_dict
 from zrenie.errors import ConfigError
 
 
@@ -56,4 +56,4 @@ def test_cli_values_parse_like_yaml():
 def test_round_trip_through_dict():
     cfg = build_config(epochs=4, **{"data.root": "/x"})
     assert from_dict(to_dict(cfg)) == cfg
-    assert from_dict(to_dict(TrainConfig())) == TrainConfig()
+    assert from_dict(to_dict(new_config("classify"))) == new_config("classify")

@@ -1,30 +1,29 @@
-"""The Python entry points: train, evaluate, predict. The CLI only parses arguments and calls these."""
+"""The Python entry points: train, evaluate, predict, export, report. The CLI only parses arguments and calls these.
+
+Nothing here knows a task: each is looked up in the task registry (`zrenie.tasks`) and serves
+through the Task protocol.
+"""
 
 from __future__ import annotations
 
-import importlib
+import inspect
+import json
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-from zrenie.config import TrainConfig, apply_overrides, build_config, from_dict, load_recipe, save_config
+from zrenie.config import TrainConfig, apply_overrides, atomic_path, build_config, from_dict, load_recipe, save_config
 from zrenie.engine import distributed as dist
-from zrenie.engine.checkpoint import load_checkpoint, load_model_state, resolve_checkpoint
-from zrenie.engine.rng import seed_everything
+from zrenie.engine.rng import deterministic_mode, seed_everything
 from zrenie.engine.trainer import Trainer
 from zrenie.errors import CheckpointError, ConfigError, RunDirError
-from zrenie.registry import TASKS
+from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load_checkpoint, load_model_state,
+                                  load_run, resolve_checkpoint)
+from zrenie.tasks import Task, get_task
 
-_TASK_MODULES = {"classify": "zrenie.tasks.classify.task"}
 _RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.csv")
-
-
-def get_task(name: str):
-    if name in _TASK_MODULES:
-        importlib.import_module(_TASK_MODULES[name])
-    return TASKS.get(name)()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,9 +41,9 @@ def _resume_config(resume: str, recipe: str | Path | None, overrides: dict[str, 
     """The resumed run's saved config (then the recipe and overrides of this call), and its checkpoint."""
     path = resolve_checkpoint(resume, "last.pt")
     state = load_checkpoint(path)
-    cfg = from_dict(state["config"])
+    cfg = from_dict(state["config"], where=f"stored config of {path}")
     if recipe is not None:
-        apply_overrides(cfg, load_recipe(recipe))
+        apply_overrides(cfg, load_recipe(recipe), where=f"recipe {recipe}")
     apply_overrides(cfg, overrides)
     cfg.resume, cfg.out = str(path), str(path.parent)
     return cfg, state
@@ -77,13 +76,20 @@ def _create_run_dir(cfg: TrainConfig, holds_run: bool) -> Path:
     return run_dir
 
 
+def _check_monitor(cfg: TrainConfig, names: list[str]) -> None:
+    allowed = [f"val/{n}" for n in names]
+    if cfg.monitor != "none" and cfg.monitor not in allowed:
+        raise ConfigError(f"config key 'monitor': {cfg.monitor!r} is not a metric of task {cfg.task!r}; "
+                          f"expected none or one of {', '.join(allowed)}")
+
+
 def train(task: str = "classify", recipe: str | Path | None = None,
           callbacks: list[Callable[[dict], None]] | None = None, **overrides: Any) -> dict[str, Any]:
     """Trains a model for `task`; returns `{"run_dir", "val", "test", "report"}`.
 
     Args:
         recipe: optional YAML file of config overrides.
-        callbacks: called after every optimizer step with `{"epoch", "batch", "loss"}`.
+        callbacks: called after every step with `{"epoch", "batch", "loss"}` (the loss a tensor on the device).
         **overrides: config keys, dotted for nested ones: `train("classify", data="digits", epochs=3,
             **{"optim.lr": 0.05})`.
     """
@@ -103,23 +109,37 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init(device)
-    seed_everything(cfg.seed + dist.rank(), cfg.deterministic)
+    seed_everything(cfg.seed + dist.rank())
+    with deterministic_mode(cfg.deterministic):
+        return _train(task_impl, cfg, state, device, callbacks)
+
+
+def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.device,
+           callbacks: list[Callable[[dict], None]] | None) -> dict[str, Any]:
     holds_run = _check_run_dir(cfg)
+    if task_impl.run is not None:  # a task with its own loop: the folder is still made here
+        return task_impl.run(cfg, _create_run_dir(cfg, holds_run))
     splits = task_impl.build_data(cfg)
-    meta = splits.meta()
-    model = task_impl.build_model(cfg, meta, training=True).to(device)
+    preprocess = splits.meta()
+    _check_monitor(cfg, task_impl.metric_names(cfg, preprocess))
+    specs = task_impl.model_specs(cfg, preprocess)
+    models = {name: build_from_spec(builder, kwargs) for name, (builder, kwargs) in specs.items()}
+    task_impl.prepare_models(models, cfg)
     if state is not None:
         if state.get("task") != cfg.task:
             raise CheckpointError(f"{cfg.resume}: checkpoint of task {state.get('task')!r}, expected {cfg.task!r}")
-        load_model_state(model, state["model"], cfg.resume)
-    step = task_impl.build_step(cfg, meta, splits.train.targets)
+        for name, model in models.items():
+            load_model_state(model, state["models"][name]["state"], cfg.resume)
+    models = {name: model.to(device) for name, model in models.items()}
+    step = task_impl.build_step(cfg, preprocess, splits)
     train_loader = _loader(splits, cfg, device, "train")
     val_loader = _loader(splits, cfg, device, "val")  # also sets the val split's eval transform
-    _check_forward(model, splits, device)
+    if hasattr(task_impl, "check_forward"):
+        task_impl.check_forward(models, splits, device)
     run_dir = _create_run_dir(cfg, holds_run)
-    extra = {"task": cfg.task, "model_name": cfg.model.name, "meta": meta}
-    lr_mult_of = task_impl.lr_mult_of(cfg, model) if hasattr(task_impl, "lr_mult_of") else None
-    trainer = Trainer(model, step, train_loader, val_loader, cfg, run_dir, device, extra, callbacks, lr_mult_of)
+    lr_mults = {name: task_impl.lr_mult_of(cfg, name, model) for name, model in models.items()}
+    trainer = Trainer(models, step, task_impl.optimizers, train_loader, val_loader, cfg, run_dir, device,
+                      {"task": cfg.task, "preprocess": preprocess}, specs, callbacks, lr_mults, task_impl.ema_models)
     if state is not None:
         trainer.load_state_dict(state)
     try:
@@ -134,49 +154,27 @@ def train(task: str = "classify", recipe: str | Path | None = None,
     return result
 
 
-def _check_forward(model: torch.nn.Module, splits, device: torch.device) -> None:
-    """One eval-mode forward of a validation image, so that an input the architecture cannot take
-    (too small, wrong channels) is a one-line error before the run directory is written."""
-    image = splits.val[0][0]
-    if image.dtype == torch.uint8:
-        image = image.float() / 255
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            model(image[None].to(device))
-    finally:
-        model.train(was_training)
-
-
 def _loader(splits, cfg: TrainConfig, device: torch.device, split: str):
     from zrenie.data.loading import build_loader
 
     return build_loader(getattr(splits, split), splits, cfg, device, train=split == "train")
 
 
-def _finish(task_impl, run_dir: Path, cfg: TrainConfig, splits, device: torch.device) -> dict[str, Any]:
+def _finish(task_impl: Task, run_dir: Path, cfg: TrainConfig, splits, device: torch.device) -> dict[str, Any]:
     """Tests best.pt on the test split and writes report.html."""
-    model, state = _load_run_model(task_impl, run_dir / "best.pt", cfg, device)
-    tested = task_impl.test(model, splits, cfg, device)
+    handle = load_run(run_dir / "best.pt", device, cache=False)
+    tested = task_impl.test(handle.models, splits, cfg, device)
     from zrenie.report.compare import RESULTS_FILE
 
-    _write_json(run_dir / RESULTS_FILE, tested["metrics"])
+    with atomic_path(run_dir / RESULTS_FILE) as tmp:
+        tmp.write_text(json.dumps(tested["metrics"], indent=2))
     report = None
     if cfg.report:
-        report = write_run_report(task_impl, run_dir, cfg, tested, splits.classes)
+        report = write_run_report(task_impl, run_dir, cfg, tested, handle.preprocess)
     return {"test": tested["metrics"], "report": report}
 
 
-def _write_json(path: Path, data: Any) -> None:
-    import json
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
-
-
-def write_run_report(task_impl, run_dir: Path, cfg: TrainConfig, tested: dict, classes: list[str]) -> Path:
+def write_run_report(task_impl: Task, run_dir: Path, cfg: TrainConfig, tested: dict, preprocess: dict) -> Path:
     from zrenie.report.html import Section, write_report
     from zrenie.report.plots import plot_learning_curves
 
@@ -184,27 +182,22 @@ def write_run_report(task_impl, run_dir: Path, cfg: TrainConfig, tested: dict, c
     if (run_dir / "metrics.csv").exists():
         plot_learning_curves(run_dir / "metrics.csv", run_dir / "learning_curves.png")
         sections.append(Section(title="Learning curves", images=["learning_curves.png"]))
-    sections += task_impl.report_sections(run_dir, tested, classes)
+    sections += task_impl.report_sections(run_dir, tested, preprocess)
     summary = {"task": cfg.task, "model": cfg.model.name, "data": cfg.data.name, "epochs": cfg.epochs,
                **{f"test/{k}": v for k, v in tested["metrics"].items()}}
     return write_report(run_dir, f"{cfg.task}: {cfg.model.name} on {cfg.data.name}", sections, summary=summary)
 
 
-def _load_run_model(task_impl, path: Path, cfg: TrainConfig, device: torch.device):
-    state = load_checkpoint(path, task=task_impl.name)
-    model = task_impl.build_model(cfg, state["meta"]).to(device)
-    load_model_state(model, state["ema"]["weights"] if "ema" in state else state["model"], str(path))
-    return model, state
-
-
-def _open_run(run_or_ckpt: str | Path, task: str | None, overrides: dict[str, Any]):
+def _open_run(run_or_ckpt: str | Path, task: str | None,
+              overrides: dict[str, Any]) -> tuple[Task, TrainConfig, RunHandle]:
+    """The run's task, its stored config with `overrides` on top, and its models on the configured device."""
     path = resolve_checkpoint(run_or_ckpt)
-    state = load_checkpoint(path, task=task)
-    task_impl = get_task(state["task"])
-    cfg = apply_overrides(from_dict(state["config"]), overrides)
+    handle = load_run(path, "cpu", task=task)
+    cfg = apply_overrides(from_dict(handle.config, where=f"stored config of {path}"), overrides)
     device = resolve_device(cfg.device)
-    model, _ = _load_run_model(task_impl, path, cfg, device)
-    return task_impl, cfg, state, model, device, path
+    if device.type != "cpu":
+        handle = load_run(path, device)
+    return get_task(handle.task), cfg, handle
 
 
 def evaluate(run_or_ckpt: str | Path, split: str = "test", task: str | None = None,
@@ -212,29 +205,34 @@ def evaluate(run_or_ckpt: str | Path, split: str = "test", task: str | None = No
     """Re-evaluates a run's best.pt (or a checkpoint file) on a split.
 
     Returns:
-        `{"metrics": {name: float}, "confusion": ..., "checkpoint": Path}` (task-specific extras besides).
+        `{"metrics": {name: float}, "checkpoint": Path, ...}` with the task's extras (a confusion matrix ...).
     """
     if split not in ("train", "val", "test"):
         raise ConfigError(f"unknown split {split!r}; expected train, val or test")
-    task_impl, cfg, _, model, device, path = _open_run(run_or_ckpt, task, overrides)
+    task_impl, cfg, handle = _open_run(run_or_ckpt, task, overrides)
     splits = task_impl.build_data(cfg)
-    result = task_impl.test(model, splits, cfg, device, split=split)
-    if cfg.tta != "none":  # what test-time augmentation buys, measured on the same weights and split
-        result["metrics_without_tta"] = task_impl.test(model, splits, cfg, device, split=split, tta="none")["metrics"]
-    result["checkpoint"] = path
+    result = task_impl.test(handle.models, splits, cfg, handle.device, split=split)
+    result["checkpoint"] = handle.path
     return result
 
 
-def predict(run_or_ckpt: str | Path, images: Sequence[str | Path | torch.Tensor], topk: int = 5,
-            task: str | None = None, **overrides: Any) -> list[dict[str, Any]]:
+def predict(run_or_ckpt: str | Path, images: Sequence[str | Path | torch.Tensor], task: str | None = None,
+            device: str = "auto", **options: Any) -> list:
     """Predicts image files (or float tensors `(C, H, W)` in [0, 1]) with a trained run.
 
-    Returns:
-        one dict per image: `{"image": name, "top": [{"class": str, "prob": float}, ...]}`.
-    """
-    from zrenie.data.io import read_image
+    Args:
+        options: the task's own options, e.g. `topk=3` or `tta="flip"` for classification.
 
-    task_impl, cfg, state, model, device, _ = _open_run(run_or_ckpt, task, overrides)
+    Returns:
+        one `zrenie.report.result.Result` per image (`.to_dict()`, `.save(path)`, `.plot()`).
+    """
+    from zrenie.imgproc.io import read_image
+
+    task_impl, _, handle = _open_run(run_or_ckpt, task, {"device": device})
+    try:
+        inspect.signature(task_impl.predict).bind(handle, [], [], **options)
+    except TypeError as err:
+        raise ConfigError(f"predict of task {handle.task!r} does not take these options: {err}") from None
     tensors, names = [], []
     for i, image in enumerate(images):
         if isinstance(image, torch.Tensor):
@@ -243,39 +241,43 @@ def predict(run_or_ckpt: str | Path, images: Sequence[str | Path | torch.Tensor]
         else:
             tensors.append(read_image(image, channels=None).float().div_(255))
             names.append(str(image))
-    preds = task_impl.predict(model, state["meta"], tensors, device, topk=topk, tta=cfg.tta)
-    return [{"image": n, "top": [{"class": c, "prob": p} for c, p in top]} for n, top in zip(names, preds)]
+    return task_impl.predict(handle, tensors, names, **options)
 
 
 def export(run_or_ckpt: str | Path, out: str | Path | None = None, task: str | None = None) -> Path:
     """Writes the weights of a run's best.pt as `.safetensors` (EMA weights when the run kept them).
 
-    The file's metadata holds the task, model name, config and data meta as JSON strings, so the
-    weights can be rebuilt without the checkpoint. Default path: `<run>/model.safetensors`.
+    A one-model run's keys are the model's own (so torchvision-layout models load them as they are);
+    several models are prefixed with their names (`G.`, `D.`). The metadata holds the task, the
+    builders and their kwargs, the config and the preprocessing as JSON strings, so the weights can
+    be rebuilt without the checkpoint. Default path: `<run>/model.safetensors`.
     """
-    import json
-
     from safetensors.torch import save_file
 
     path = resolve_checkpoint(run_or_ckpt)
     state = load_checkpoint(path, task=task)
-    weights = state["ema"]["weights"] if "ema" in state else state["model"]
+    names = list(state["models"])
+    weights = {}
+    for name in names:
+        prefix = "" if len(names) == 1 else f"{name}."
+        weights.update({prefix + k: v.contiguous() for k, v in eval_weights(state, name).items()})
     out = Path(out) if out is not None else path.parent / "model.safetensors"
     if out.suffix != ".safetensors":
         raise ConfigError(f"export path must end in .safetensors, got {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    metadata = {"task": state["task"], "model_name": state["model_name"],
-                "config": json.dumps(state["config"]), "meta": json.dumps(state["meta"])}
-    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp), metadata=metadata)
-    tmp.replace(out)
+    specs = {n: {"builder": m["builder"], "kwargs": m["kwargs"]} for n, m in state["models"].items()}
+    metadata = {"task": state["task"], "models": json.dumps(specs), "config": json.dumps(state["config"]),
+                "preprocess": json.dumps(state.get("preprocess", {}))}
+    if len(names) == 1:
+        metadata["model_name"] = specs[names[0]]["builder"]
+    with atomic_path(out) as tmp:
+        save_file(weights, str(tmp), metadata=metadata)
     return out
 
 
 def report(run_dir: str | Path, task: str | None = None) -> Path:
     """Re-evaluates a run's best.pt on the test split and rewrites its report.html."""
     run_dir = Path(run_dir)
-    task_impl, cfg, state, model, device, _ = _open_run(run_dir, task, {})
+    task_impl, cfg, handle = _open_run(run_dir, task, {})
     splits = task_impl.build_data(cfg)
-    tested = task_impl.test(model, splits, cfg, device)
-    return write_run_report(task_impl, run_dir, cfg, tested, state["meta"]["classes"])
+    tested = task_impl.test(handle.models, splits, cfg, handle.device)
+    return write_run_report(task_impl, run_dir, cfg, tested, handle.preprocess)

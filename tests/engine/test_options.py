@@ -20,7 +20,7 @@ def test_amp_resolution():
     {"amp": "bf16"},
     {"channels_last": True, "optim.grad_clip": 1.0},
     {"optim.name": "adamw", "optim.lr": 3e-3, "optim.schedule": "cosine", "optim.warmup_epochs": 0.5},
-    {"tta": "flip", "ema": 0.99, "optim.label_smoothing": 0.1},
+    {"classify.tta": "flip", "ema": 0.99, "classify.label_smoothing": 0.1},
 ], ids=["bf16", "channels_last+clip", "adamw+cosine", "tta+ema+smoothing"])
 def test_options_train_to_finite_useful_metrics(tiny, extra):
     result = zrenie.train("classify", **tiny("opt", **extra))
@@ -33,7 +33,7 @@ def test_flip_tta_averages_probabilities_of_image_and_mirror():
     x = torch.randn(4, 1, 3, 4)
     expected = (model(x).softmax(1) + model(x.flip(3)).softmax(1)) / 2
     assert torch.allclose(flip_tta_logits(model, x).exp(), expected, atol=1e-6)
-    out = ClassifyStep(3, tta="flip").eval_step(model, (x, torch.tensor([0, 1, 2, 0])))
+    out = ClassifyStep(3, tta="flip").eval_step({"model": model}, (x, torch.tensor([0, 1, 2, 0])))
     assert torch.allclose(out["outputs"].softmax(1), expected, atol=1e-6)
 
 

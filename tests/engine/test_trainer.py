@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import zrenie
-from zrenie.engine.checkpoint import load_checkpoint
+from zrenie.nn.checkpoint import load_checkpoint
 from zrenie.engine.trainer import NonFiniteLossError, TrainingInterrupted
 
 
@@ -70,9 +70,9 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tiny):
     trainer_params = []
     original = trainer_mod.Trainer.__init__
 
-    def capture(self, model, *args, **kwargs):
-        original(self, model, *args, **kwargs)
-        trainer_params.extend(model.parameters())
+    def capture(self, models, *args, **kwargs):
+        original(self, models, *args, **kwargs)
+        trainer_params.extend(models["model"].parameters())
 
     trainer_mod.Trainer.__init__ = capture
     try:
@@ -82,7 +82,8 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tiny):
         trainer_mod.Trainer.__init__ = original
     kept = load_checkpoint(f"{overrides['out']}/last.pt")
     assert kept["epoch"] == good["epoch"] == 1
-    assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+    kept, good = kept["models"]["model"]["state"], good["models"]["model"]["state"]
+    assert all(torch.equal(kept[k], good[k]) for k in good)
 
 
 def test_run_directory_files_and_checkpoint_contents(tiny):
@@ -99,8 +100,11 @@ def test_run_directory_files_and_checkpoint_contents(tiny):
     assert "weights/fc.weight" in tags["histograms"] and tags["graph"]
     # Plain data only: loads with weights_only=True.
     state = torch.load(run_dir / "best.pt", weights_only=True)
-    assert state["task"] == "classify" and state["meta"]["classes"] == [str(i) for i in range(10)]
-    assert {"model", "optimizer", "scheduler", "scaler", "rng", "config", "epoch"} <= set(state)
+    assert state["version"] == 2 and state["task"] == "classify"
+    assert state["preprocess"]["classes"] == [str(i) for i in range(10)]
+    assert {"models", "optimizers", "schedulers", "scalers", "rng", "config", "epoch"} <= set(state)
+    assert state["models"]["model"]["builder"] == "simple_cnn"
+    assert state["models"]["model"]["kwargs"] == {"num_classes": 10, "in_channels": 1, "width": 8}
     assert result["test"]["acc1"] > 0.5
 
 

@@ -110,13 +110,17 @@ def pretrained(tmp_path_factory):
     return out
 
 
+def _weights(path):
+    return torch.load(path, weights_only=True)["models"]["model"]["state"]
+
+
 def test_frozen_transfer_trains_only_the_head(pretrained, tmp_path):
     result = zrenie.train("classify", data="digits", out=str(tmp_path / "frozen"), epochs=2, progress=False,
                           tensorboard=False, report=False, **{
                               "data.subset_classes": [5, 6, 7, 8, 9], "model.width": 8, "data.batch_size": 32,
                               "model.weights": str(pretrained / "best.pt"), "model.finetune": "frozen"})
-    before = torch.load(pretrained / "best.pt", weights_only=True)["model"]
-    after = torch.load(tmp_path / "frozen" / "best.pt", weights_only=True)["model"]
+    before = _weights(pretrained / "best.pt")
+    after = _weights(tmp_path / "frozen" / "best.pt")
     body = [k for k in before if not k.startswith("fc.")]
     assert all(torch.equal(before[k], after[k]) for k in body)  # weights and BN statistics untouched
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
@@ -129,7 +133,7 @@ def test_full_finetune_with_backbone_lr_mult_changes_everything(pretrained, tmp_
                      "data.subset_classes": [5, 6, 7, 8, 9], "model.width": 8,
                      "model.weights": str(pretrained / "best.pt"), "optim.backbone_lr_mult": 0.1})
     state = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
-    before = torch.load(pretrained / "best.pt", weights_only=True)["model"]
-    assert not torch.equal(before["stages.0.0.0.weight"], state["model"]["stages.0.0.0.weight"])
-    lrs = sorted({round(g["initial_lr"], 6) for g in state["optimizer"]["param_groups"]})
+    before = _weights(pretrained / "best.pt")
+    assert not torch.equal(before["stages.0.0.0.weight"], state["models"]["model"]["state"]["stages.0.0.0.weight"])
+    lrs = sorted({round(g["initial_lr"], 6) for g in state["optimizers"]["model"]["param_groups"]})
     assert lrs == [0.01, 0.1]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import inspect
 import json
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,51 +21,62 @@ EXAMPLES = """examples:
   zrenie list models
   zrenie imgproc gaussian_blur in.jpg out.png sigma=2
 """
-TASKS = ("classify",)
 # `zrenie demo` = recipes/digits_cnn.yaml written out, for installs without the repository's recipes
 # (a test keeps the two equal).
 DEMO = {"data": "digits", "data.size": 16, "data.batch_size": 64, "data.augment": "light", "model": "simple_cnn",
-        "optim.lr": 0.1, "optim.schedule": "onecycle", "optim.label_smoothing": 0.1, "epochs": 30, "ema": 0.99,
+        "optim.lr": 0.1, "optim.schedule": "onecycle", "classify.label_smoothing": 0.1, "epochs": 30, "ema": 0.99,
         "out": "runs/demo", "overwrite": "true"}
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Built from the task registry when the command runs, so every registered task has its verbs."""
+    from zrenie.tasks import get_task, list_tasks
+
     p = argparse.ArgumentParser(prog="zrenie", description="Deep learning for computer vision.",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for task in TASKS:
-        tp = sub.add_parser(task, help=f"{task}: train, eval, predict, export, report")
-        verbs = tp.add_subparsers(dest="verb", metavar="VERB", required=True)
-        t = verbs.add_parser("train", help="train a model (config keys as key=value)")
-        t.add_argument("args", nargs="*", metavar="[recipe.yaml] key=value",
-                       help="a YAML recipe and/or config overrides, e.g. data=digits epochs=5 optim.lr=0.05")
-        e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split")
-        e.add_argument("run", help="run directory or checkpoint file")
-        e.add_argument("args", nargs="*", metavar="key=value", help="split=test|val|train, tta=flip|five_crop|ten_crop, data.root=...")
-        pr = verbs.add_parser("predict", help="top-k classes of image files")
-        pr.add_argument("run", help="run directory or checkpoint file")
-        pr.add_argument("images", nargs="+", help="image files (any size and mode)")
-        pr.add_argument("--topk", type=int, default=5)
-        pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
-        ex = verbs.add_parser("export", help="write a run's weights as .safetensors")
-        ex.add_argument("run", help="run directory or checkpoint file")
-        ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
-        if task == "classify":
-            tr = verbs.add_parser("transfer", help="scratch vs frozen vs fine-tune study (recipes/transfer_demo.yaml)")
-            tr.add_argument("study", help="study YAML with pretrain, target, modes, out")
-            tr.add_argument("args", nargs="*", metavar="key=value", help="overrides applied to every run")
-        rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html")
-        rp.add_argument("run", help="run directory")
+    for name in list_tasks():
+        task = get_task(name)
+        verbs_help = ", ".join(["train", "eval", "predict", "export", "report", *task.verbs])
+        verbs = sub.add_parser(name, help=f"{name}: {verbs_help}").add_subparsers(
+            dest="verb", metavar="VERB", required=True)
+        _add_task_verbs(verbs)
+        for verb, spec in task.verbs.items():
+            vp = verbs.add_parser(verb, help=spec.help)
+            for flags, kwargs in spec.arguments:
+                vp.add_argument(*flags, **kwargs)
     cp = sub.add_parser("compare", help="final metrics of several runs side by side, and their learning curves")
     cp.add_argument("runs", nargs="+", help="run directories")
     cp.add_argument("--out", default="compare.png", help="plot of the learning curves (default: compare.png)")
-    ls = sub.add_parser("list", help="list models, datasets or recipes")
-    ls.add_argument("what", choices=("models", "datasets", "recipes"))
+    ls = sub.add_parser("list", help="list tasks, models, datasets or recipes")
+    ls.add_argument("what", choices=("tasks", "models", "datasets", "recipes"))
     ls.add_argument("pattern", nargs="?", default="*")
+    ls.add_argument("--task", help="models of this task only (list models --task classify)")
     im = sub.add_parser("imgproc", help="image processing ops (zrenie imgproc list)", add_help=False)
     im.add_argument("args", nargs=argparse.REMAINDER)
     sub.add_parser("demo", help="train the CNN on the built-in digits and write runs/demo/report.html")
     return p
+
+
+def _add_task_verbs(verbs) -> None:
+    """The verbs every task has."""
+    t = verbs.add_parser("train", help="train a model (config keys as key=value)")
+    t.add_argument("args", nargs="*", metavar="[recipe.yaml] key=value",
+                   help="a YAML recipe and/or config overrides, e.g. data=digits epochs=5 optim.lr=0.05")
+    e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split")
+    e.add_argument("run", help="run directory or checkpoint file")
+    e.add_argument("args", nargs="*", metavar="key=value",
+                   help="split=test|val|train and config keys, e.g. classify.tta=flip data.root=...")
+    pr = verbs.add_parser("predict", help="predict image files with a trained run")
+    pr.add_argument("run", help="run directory or checkpoint file")
+    pr.add_argument("images", nargs="+", help="image files (any size and mode)")
+    pr.add_argument("--topk", type=int, default=5, help="classes shown per image (classification)")
+    pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
+    ex = verbs.add_parser("export", help="write a run's weights as .safetensors")
+    ex.add_argument("run", help="run directory or checkpoint file")
+    ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
+    rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html")
+    rp.add_argument("run", help="run directory")
 
 
 def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -107,41 +118,38 @@ def _eval(task: str, run: str, args: list[str]) -> int:
     print(f"{split} ({result['checkpoint']}):")
     for k, v in result["metrics"].items():
         print(f"  {k:16s} {v:.4f}")
-    if "metrics_without_tta" in result:
-        base = result["metrics_without_tta"]
-        gains = "  ".join(f"{k} {result['metrics'][k] - base[k]:+.4f}" for k in base if k.startswith("acc"))
-        print(f"tta {overrides['tta']} vs none: {gains}")
+    for note in result.get("notes", []):
+        print(note)
     return 0
 
 
 def _predict(task: str, run: str, images: list[str], topk: int, json_path: str | None) -> int:
     from zrenie.api import predict
 
-    results = predict(run, images, topk=topk, task=task)
-    text = json.dumps(results, indent=2)
+    from zrenie.tasks import get_task
+
+    options = {"topk": topk} if "topk" in inspect.signature(get_task(task).predict).parameters else {}
+    results = predict(run, images, task=task, **options)
+    text = json.dumps([r.to_dict() for r in results], indent=2)
     if json_path == "-":
         print(text)
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("image", "rank", "class", "probability")
-    for r in results:
-        for i, t in enumerate(r["top"]):
-            table.add_row(r["image"] if i == 0 else "", str(i + 1), t["class"], f"{t['prob']:.4f}")
+    rows = [row for r in results for row in r.rows()]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
     Console().print(table)
     if json_path:
-        _write_text_atomic(Path(json_path), text)
+        from zrenie.config import atomic_path
+
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(text)
         print(f"predictions: {json_path}")
     return 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _compare(runs: list[str], out: str) -> int:
@@ -160,11 +168,15 @@ def _compare(runs: list[str], out: str) -> int:
     return 0
 
 
-def _list(what: str, pattern: str) -> int:
+def _list(what: str, pattern: str, task: str | None) -> int:
     if what == "models":
         from zrenie.models import list_models
 
-        names = list_models(pattern)
+        names = list_models(pattern, task=task)
+    elif what == "tasks":
+        from zrenie.tasks import list_tasks
+
+        names = [n for n in list_tasks() if fnmatch.fnmatch(n, pattern)]
     elif what == "datasets":
         from zrenie.data.catalog import list_datasets
 
@@ -176,29 +188,12 @@ def _list(what: str, pattern: str) -> int:
 
 
 def _dispatch(ns: argparse.Namespace) -> int:
-    if ns.command in TASKS:
-        if ns.verb == "train":
-            return _train(ns.command, ns.args)
-        if ns.verb == "eval":
-            return _eval(ns.command, ns.run, ns.args)
-        if ns.verb == "transfer":
-            from zrenie.config import parse_overrides
-            from zrenie.tasks.classify.transfer_demo import run_transfer_study
+    from zrenie.tasks import list_tasks
 
-            study = run_transfer_study(ns.study, **parse_overrides(ns.args))
-            print(study["table"])
-            print(f"curves: {study['plot']}")
-            return 0
-        if ns.verb in ("export", "report"):
-            import zrenie.api
-
-            path = (zrenie.api.export(ns.run, ns.out, task=ns.command) if ns.verb == "export"
-                    else zrenie.api.report(ns.run, task=ns.command))
-            print(f"{ns.verb}: {path}")
-            return 0
-        return _predict(ns.command, ns.run, ns.images, ns.topk, ns.json)
+    if ns.command in list_tasks():
+        return _dispatch_task(ns)
     if ns.command == "list":
-        return _list(ns.what, ns.pattern)
+        return _list(ns.what, ns.pattern, ns.task)
     if ns.command == "compare":
         return _compare(ns.runs, ns.out)
     if ns.command == "imgproc":
@@ -211,12 +206,32 @@ def _dispatch(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _dispatch_task(ns: argparse.Namespace) -> int:
+    import zrenie.api
+    from zrenie.tasks import get_task
+
+    task = ns.command
+    if ns.verb == "train":
+        return _train(task, ns.args)
+    if ns.verb == "eval":
+        return _eval(task, ns.run, ns.args)
+    if ns.verb == "predict":
+        return _predict(task, ns.run, ns.images, ns.topk, ns.json)
+    if ns.verb in ("export", "report"):
+        path = (zrenie.api.export(ns.run, ns.out, task=task) if ns.verb == "export"
+                else zrenie.api.report(ns.run, task=task))
+        print(f"{ns.verb}: {path}")
+        return 0
+    return get_task(task).verbs[ns.verb].run(ns, zrenie.api)
+
+
 def main(argv: list[str] | None = None) -> int:
     from zrenie.errors import ZrenieError
 
     ns = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     from zrenie.engine.trainer import TrainingInterrupted
 
+    previous_format = warnings.formatwarning
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.formatwarning = lambda message, category, *a, **k: f"warning: {message}\n"
@@ -231,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        finally:
+            warnings.formatwarning = previous_format  # catch_warnings restores filters, not the format
 
 
 if __name__ == "__main__":

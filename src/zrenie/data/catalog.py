@@ -1,4 +1,4 @@
-"""Imports every dataset module so that each registers itself, and opens datasets by name."""
+"""Opens datasets by name from the dataset registry (which imports data/builtin and data/formats on first use)."""
 
 from __future__ import annotations
 
@@ -13,26 +13,7 @@ from zrenie.data.base import DatasetSplits, InMemoryDataset
 from zrenie.errors import ConfigError
 from zrenie.registry import DATASETS
 
-_MODULES = (
-    "zrenie.data.builtin.digits",
-    "zrenie.data.builtin.shapes",
-    "zrenie.data.formats.cifar",
-    "zrenie.data.formats.mnist_idx",
-    "zrenie.data.formats.image_folder",
-    "zrenie.data.formats.food101",
-    "zrenie.data.formats.pets",
-)
-
-
-def _import_all() -> None:
-    import importlib
-
-    for name in _MODULES:
-        importlib.import_module(name)
-
-
 def open_splits(cfg: DataConfig) -> DatasetSplits:
-    _import_all()
     splits = DATASETS.get(cfg.name)(cfg)
     if cfg.subset_classes:
         splits = select_classes(splits, cfg.subset_classes)
@@ -69,7 +50,6 @@ def select_classes(splits: DatasetSplits, keep: list) -> DatasetSplits:
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
-    _import_all()
     return DATASETS.list(pattern)
 
 

@@ -140,15 +140,24 @@ class FileLoader(TensorLoader):
             yield self.normalize(x).contiguous(memory_format=self.memory_format), y.to(self.device)
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process in the default process group; (0, 1) outside torchrun."""
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        return tdist.get_rank(), tdist.get_world_size()
+    return 0, 1
+
+
 def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
                  train: bool) -> TensorLoader:
     """The loader for one split: augmented, shuffled and sharded by rank when `train`."""
     from zrenie.data.batch_aug import BatchAugment
-    from zrenie.engine import distributed as dist
 
     normalize = Normalize(splits.mean, splits.std, device)
+    rank, world = process_rank()
     common = dict(batch_size=cfg.data.batch_size, device=device, normalize=normalize, shuffle=train,
-                  drop_last=train, seed=cfg.seed, rank=dist.rank(), world=dist.world_size(),
+                  drop_last=train, seed=cfg.seed, rank=rank, world=world,
                   channels_last=cfg.channels_last)
     if isinstance(dataset, InMemoryDataset):
         augment = BatchAugment(cfg.data.augment, splits.image_size, splits.hflip) if train else None

@@ -88,3 +88,29 @@ def broadcast_buffers(model: torch.nn.Module) -> None:
         return
     for buffer in model.buffers():
         dist.broadcast(buffer.data, src=0)
+
+
+def all_reduce_grads(params: list[torch.Tensor]) -> None:
+    """Averages the gradients of `params` across processes in one flat collective.
+
+    A parameter without a gradient on this process counts as zeros, so every process sends the
+    same number of values whatever its batch touched.
+    """
+    if not is_distributed() or not params:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world_size()
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(p).to(p.dtype)
+        offset += n
+
+
+def all_reduce_max(value: torch.Tensor) -> torch.Tensor:
+    """The largest value of `value` over processes (a flag raised on any one of them)."""
+    if is_distributed():
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return value

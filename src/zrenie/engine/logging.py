@@ -15,6 +15,8 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from zrenie.config import atomic_path
+
 console = Console(stderr=True)
 
 
@@ -35,9 +37,11 @@ class EpochProgress:
         self.progress.start()
         self.task = self.progress.add_task(description, total=total, info="")
 
-    def update(self, advance: int, info: str) -> None:
+    def update(self, advance: int, info: str | None = None) -> None:
+        """Advances the bar; `info` replaces the text beside it (None keeps the last one)."""
         if self.progress is not None:
-            self.progress.update(self.task, advance=advance, info=info)
+            fields = {} if info is None else {"info": info}
+            self.progress.update(self.task, advance=advance, **fields)
 
     def stop(self) -> None:
         if self.progress is not None:
@@ -70,12 +74,10 @@ class RunLogger:
                 rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
         rows.append({k: _fmt(v) for k, v in row.items()})
         fields = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = self.csv_path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_path(self.csv_path) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(rows)
-        tmp.replace(self.csv_path)
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):
@@ -91,12 +93,12 @@ class RunLogger:
         hi = x.amax(dim=(1, 2, 3), keepdim=True)
         self.writer.add_images(tag, (x - lo) / (hi - lo).clamp_min(1e-8), step)
 
-    def log_weights(self, model: torch.nn.Module, step: int) -> None:
-        """A histogram of every parameter tensor (TensorBoard's "Histograms" tab)."""
+    def log_weights(self, model: torch.nn.Module, step: int, prefix: str = "") -> None:
+        """A histogram of every parameter tensor (TensorBoard's "Histograms" tab); `prefix` names the model."""
         if self.writer is None:
             return
         for name, param in model.named_parameters():
-            self.writer.add_histogram(f"weights/{name}", param.detach().float().cpu(), step)
+            self.writer.add_histogram(f"weights/{prefix}{name}", param.detach().float().cpu(), step)
 
     def log_graph(self, model: torch.nn.Module, images: torch.Tensor) -> None:
         """The model graph, traced in eval mode with the RNG forked, so training is not disturbed."""

@@ -1,15 +1,17 @@
 """The task-agnostic training loop.
 
-The trainer sees a model, a `step` object and two loaders. It never knows which task it runs:
-`step.train_step(model, batch)` and `step.eval_step(model, batch)` return
-`{"loss": Tensor, "outputs": ..., "logs": {name: float}}`, and `step.new_metric()` returns an
-accumulator whose `state` is a dict of tensors that sum across processes, and whose `compute()`
-turns the summed state into `{name: float}`.
+The trainer sees named models, a `step` object and two loaders. It never knows which task it runs:
+`step.train_step(models, batch, ctx)` returns `{"loss", "outputs", "logs"}` (or steps its optimisers
+through `ctx`, see `step_context`), `step.eval_step(models, batch)` returns the outputs the metric
+reads, and `step.new_metric()` returns an accumulator whose `state` is a dict of tensors that sum
+across processes and whose `compute()` turns the summed state into `{name: float}`.
+
+No host synchronisation per step: losses, logs and the non-finite flag stay on the device and are
+read every `log_every` steps, at the end of an epoch and before any checkpoint is written.
 """
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -22,12 +24,12 @@ from torch import nn
 
 from zrenie.config import TrainConfig, to_dict
 from zrenie.engine import distributed as dist
-from zrenie.engine.checkpoint import save_checkpoint
 from zrenie.engine.ema import ModelEma
 from zrenie.engine.logging import EpochProgress, RunLogger, Throughput, console
-from zrenie.engine.optim import build_optimizer, build_scheduler
 from zrenie.engine.rng import get_rng_state, set_rng_state
-from zrenie.errors import ZrenieError
+from zrenie.engine.step_context import OptimizerSlot, StepContext
+from zrenie.errors import ConfigError, ZrenieError
+from zrenie.nn.checkpoint import save_checkpoint
 
 
 @contextmanager
@@ -63,66 +65,106 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
+def batch_inputs(batch: Any) -> Any:
+    """The images of a batch: the first element of a tuple, or the "image" entry of a dict."""
+    if isinstance(batch, (tuple, list)):
+        return batch[0]
+    if isinstance(batch, dict):
+        return batch.get("image", next(iter(batch.values())))
+    return batch
+
+
 def batch_size_of(batch: Any) -> int:
-    first = batch[0] if isinstance(batch, (tuple, list)) else batch
-    if isinstance(first, dict):
-        first = next(iter(first.values()))
-    return len(first)
+    return len(batch_inputs(batch))
+
+
+def sync_device(device: torch.device) -> None:
+    """Waits for queued device work, so that a wall-clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class Trainer:
-    """Runs epochs of `step` over loaders, with AMP, EMA, gradient clipping, DDP and checkpoints.
+    """Runs epochs of `step` over loaders, with AMP, EMA, gradient clipping and accumulation, DDP and checkpoints.
 
     Args:
-        model: the bare model (not yet wrapped in DDP or compiled).
+        models: the bare models by name (not yet wrapped in DDP or compiled).
         step: object with `train_step`, `eval_step` and `new_metric`.
+        optimizers: optimiser name -> names of the models it trains.
         train_loader, val_loader: iterables of batches already on `device`, with `set_epoch(e)`;
             the train loader may offer `skip(n)` to resume mid-epoch.
         cfg: the resolved run config.
         run_dir: where checkpoints and logs go (only the main process writes).
-        checkpoint_extra: plain data stored in every checkpoint (task, model name, data meta).
-        callbacks: called after every optimizer step with `{"epoch", "batch", "loss"}`.
-        lr_mult_of: parameter name -> learning-rate multiplier (discriminative learning rates).
+        checkpoint_extra: plain data stored in every checkpoint (task, config, preprocess).
+        specs: model name -> (registered builder, kwargs), stored so that a checkpoint rebuilds its models.
+        callbacks: called after every step with `{"epoch", "batch", "loss"}` (the loss a device tensor).
+        lr_mult_of: model name -> (parameter name -> learning-rate multiplier), for discriminative rates.
+        ema_models: the models that keep an EMA copy when `cfg.ema > 0` (None: every trained model).
 
-    A step may also define `on_epoch_start(model, epoch)` (e.g. to unfreeze layers); it is called
+    A step may also define `on_epoch_start(models, epoch)` (e.g. to unfreeze layers); it is called
     before each training epoch, also on resume, so it must depend only on the epoch number.
     """
 
-    def __init__(self, model: nn.Module, step: Any, train_loader: Iterable, val_loader: Iterable,
-                 cfg: TrainConfig, run_dir: Path, device: torch.device, checkpoint_extra: dict | None = None,
+    def __init__(self, models: dict[str, nn.Module], step: Any, optimizers: dict[str, tuple[str, ...]],
+                 train_loader: Iterable, val_loader: Iterable, cfg: TrainConfig, run_dir: Path,
+                 device: torch.device, checkpoint_extra: dict | None = None,
+                 specs: dict[str, tuple[str, dict]] | None = None,
                  callbacks: list[Callable[[dict], None]] | None = None,
-                 lr_mult_of: Callable[[str], float] | None = None):
-        self.model, self.step, self.cfg, self.device = model, step, cfg, device
+                 lr_mult_of: dict[str, Callable[[str], float] | None] | None = None,
+                 ema_models: tuple[str, ...] | None = None):
+        self.models, self.step, self.cfg, self.device = models, step, cfg, device
         self.train_loader, self.val_loader = train_loader, val_loader
         self.run_dir = Path(run_dir)
         self.extra = checkpoint_extra or {}
+        self.specs = specs or {}
         self.callbacks = callbacks or []
-        self.optimizer = build_optimizer(model, cfg.optim, lr_mult_of)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.epochs, len(train_loader))
         self.amp_dtype = resolve_amp(cfg.amp, device)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        self.ema = ModelEma(model, cfg.ema) if cfg.ema > 0 else None
-        self.train_model = self._wrap(model)
+        trained = [m for names in optimizers.values() for m in names]
+        ema_names = trained if ema_models is None else [m for m in ema_models if m in trained]
+        self.emas = {m: ModelEma(models[m], cfg.ema) for m in ema_names} if cfg.ema > 0 else {}
+        self.slots = self._build_slots(optimizers, lr_mult_of or {})
+        accumulate = {s.cfg.accumulate for s in self.slots.values()}
+        if len(accumulate) > 1:
+            raise ConfigError("config key 'optim.accumulate': every optimiser of a run accumulates alike")
+        self.ctx = StepContext(self.slots, device.type, accumulate.pop(), len(train_loader), cfg.epochs, device)
+        self.train_models = {name: self._wrap(model, name in trained) for name, model in models.items()}
+        self.ddp_models = [m for m in self.train_models.values() if isinstance(m, nn.parallel.DistributedDataParallel)]
         self.epoch, self.batch, self.partial = 0, 0, {}
         self.best = None
+        self._snapshot: tuple | None = None  # (batch, rng, sums) at the last optimiser step, when accumulating
         self.main = dist.is_main()
         self.logger = RunLogger(self.run_dir if self.main else None, cfg.tensorboard and self.main,
                                 resume=cfg.resume is not None)
         self.progress = EpochProgress(cfg.progress and self.main)
 
-    def _wrap(self, model: nn.Module) -> nn.Module:
+    def _build_slots(self, optimizers: dict[str, tuple[str, ...]], lr_mult_of: dict) -> dict[str, OptimizerSlot]:
+        slots = {}
+        for name, model_names in optimizers.items():
+            models = {m: self.models[m] for m in model_names}
+            mult = lr_mult_of.get(model_names[0]) if len(model_names) == 1 else None
+            emas = {m: self.emas[m] for m in model_names if m in self.emas}
+            slots[name] = OptimizerSlot(name, models, self.cfg.optim.for_name(name), self.cfg.epochs,
+                                        len(self.train_loader), self.device, self.amp_dtype == torch.float16,
+                                        mult, emas)
+        return slots
+
+    def _wrap(self, model: nn.Module, trained: bool) -> nn.Module:
         if self.cfg.channels_last:
             model.to(memory_format=torch.channels_last)
-        if dist.is_distributed():
+        if dist.is_distributed() and trained:
+            if self.cfg.sync_bn:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=ids, find_unused_parameters=self.cfg.find_unused_parameters)
         if self.cfg.compile:
             model = torch.compile(model)
         return model
 
     @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.shadow if self.ema is not None else self.model
+    def eval_models(self) -> dict[str, nn.Module]:
+        """The models evaluation sees: the EMA copy where one is kept."""
+        return {name: self.emas[name].shadow if name in self.emas else m for name, m in self.models.items()}
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -131,38 +173,53 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        state = {
+        batch, rng, partial = self.batch, get_rng_state(), self.partial
+        if self._snapshot is not None and self.batch != self._snapshot[0]:
+            batch, rng, partial = self._snapshot  # mid-window: resume from the last optimiser step
+        partial = {k: float(v) for k, v in partial.items()}
+        return {
             **self.extra,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "partial": self.partial,
-            "best": self.best,
-            "rng": get_rng_state(),
-            "config": to_dict(self.cfg),
+            "models": {name: {"builder": self.specs.get(name, (type(m).__name__, {}))[0],
+                              "kwargs": self.specs.get(name, ("", {}))[1], "state": m.state_dict()}
+                       for name, m in self.models.items()},
+            "optimizers": {n: s.optimizer.state_dict() for n, s in self.slots.items()},
+            "schedulers": {n: s.scheduler.state_dict() for n, s in self.slots.items()},
+            "scalers": {n: s.scaler.state_dict() for n, s in self.slots.items()},
+            "ema": {n: e.state_dict() for n, e in self.emas.items()},
+            "epoch": self.epoch, "batch": batch, "partial": partial, "best": self.best,
+            "rng": rng, "config": to_dict(self.cfg),
         }
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restores everything `state_dict` saved; the model weights are loaded by the caller."""
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and "ema" in state:
-            self.ema.load_state_dict(state["ema"])
+        for name, slot in self.slots.items():
+            slot.optimizer.load_state_dict(state["optimizers"][name])
+            slot.scheduler.load_state_dict(state["schedulers"][name])
+            slot.scaler.load_state_dict(state["scalers"][name])
+        for name, ema in self.emas.items():
+            if name in state.get("ema", {}):
+                ema.load_state_dict(state["ema"][name])
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self.partial = dict(state.get("partial") or {})
         self.best = state.get("best")
         set_rng_state(state["rng"])
 
     def save(self, name: str) -> None:
+        self._check_finite()  # never write weights that a NaN has reached
         if self.main:
             save_checkpoint(self.state_dict(), self.run_dir / name)
+
+    def _check_finite(self) -> None:
+        """Reads the non-finite flag (all processes stop together) and raises if a loss was NaN or infinite."""
+        record = self.ctx.first_bad
+        flag = dist.all_reduce_max((record[0] >= 0).double().reshape(1))
+        if flag.item() == 0:
+            return
+        self.progress.stop()
+        epoch, batch, value = record.tolist()
+        where = f"at epoch {int(epoch) + 1}, batch {int(batch) + 1}" if epoch >= 0 else "on another process"
+        raise NonFiniteLossError(f"loss became {value} {where}; stopped, last good checkpoint kept at "
+                                 f"{self.run_dir / 'last.pt'} (try a lower optim.lr or optim.grad_clip)")
 
     # ---- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
@@ -189,17 +246,19 @@ class Trainer:
         return metrics
 
     def _end_epoch(self, train_logs: dict[str, float], metrics: dict[str, float], seconds: float) -> None:
-        self.epoch, self.batch, self.partial = self.epoch + 1, 0, {}
-        row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "time": seconds,
-               **train_logs, **metrics}
+        self.epoch, self.batch, self.partial, self._snapshot = self.epoch + 1, 0, {}, None
+        first = next(iter(self.slots.values()), None)
+        lr = first.optimizer.param_groups[0]["lr"] if first is not None else 0.0
+        row = {"epoch": self.epoch, "lr": lr, "time": seconds, **train_logs, **metrics}
         improved = self._is_improvement(metrics.get(self.cfg.monitor))
-        if improved:
+        if improved and self.cfg.monitor != "none":
             self.best = metrics[self.cfg.monitor]
         self.save("last.pt")
         if improved:
             self.save("best.pt")
         self.logger.log_epoch(row)
-        self.logger.log_weights(self.model, self.epoch)
+        for name, model in self.models.items():
+            self.logger.log_weights(model, self.epoch, prefix="" if len(self.models) == 1 else f"{name}.")
         self._print_epoch(row)
 
     def _raise_interrupted(self) -> None:
@@ -209,6 +268,8 @@ class Trainer:
                                   f"continue with resume={self.run_dir}") from None
 
     def _is_improvement(self, value: float | None) -> bool:
+        if self.cfg.monitor == "none":
+            return True  # no validation metric: best is the last epoch
         if value is None:
             return self.best is None
         if self.best is None:
@@ -216,73 +277,100 @@ class Trainer:
         return value > self.best if self.cfg.monitor_mode == "max" else value < self.best
 
     def train_epoch(self) -> dict[str, float]:
-        model, loader = self.train_model, self.train_loader
+        loader = self.train_loader
         if hasattr(self.step, "on_epoch_start"):
-            self.step.on_epoch_start(self.model, self.epoch)
-        model.train()
+            self.step.on_epoch_start(self.models, self.epoch)
+        for model in self.train_models.values():
+            model.train()
         loader.set_epoch(self.epoch)
         if self.batch and hasattr(loader, "skip"):
             loader.skip(self.batch)
-        sums = {k: torch.tensor(float(v), dtype=torch.float64) for k, v in self.partial.items()}
+        dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        sums = {k: torch.tensor(float(v), dtype=dtype, device=self.device) for k, v in self.partial.items()}
         meter = Throughput()
         self.progress.start(f"epoch {self.epoch + 1}/{self.cfg.epochs}", len(loader) - self.batch)
         for batch in loader:
-            out = self._optimizer_step(batch)
             n = batch_size_of(batch)
-            loss = out["loss"].item()
-            if not math.isfinite(loss):
-                self.progress.stop()
-                raise NonFiniteLossError(
-                    f"loss became {loss} at epoch {self.epoch + 1}, batch {self.batch}; stopped, last good "
-                    f"checkpoint kept at {self.run_dir / 'last.pt'} (try a lower optim.lr or optim.grad_clip)")
-            for key, value in {"loss": loss, **out.get("logs", {})}.items():
-                sums.setdefault(key, torch.tensor(0.0, dtype=torch.float64)).add_(float(value) * n)
-            sums.setdefault("count", torch.tensor(0.0, dtype=torch.float64)).add_(n)
+            out = self._train_step(batch)
+            for key, value in out.get("logs", {}).items():
+                value = torch.as_tensor(value).detach()
+                sums.setdefault(key, torch.zeros((), dtype=dtype, device=self.device)).add_(value.to(dtype) * n)
+            sums.setdefault("count", torch.zeros((), dtype=dtype, device=self.device)).add_(n)
             self.batch += 1
-            self.partial = {k: v.item() for k, v in sums.items()}
+            if self.ctx.boundary and self.ctx.accumulate > 1:
+                self._snapshot = (self.batch, get_rng_state(), {k: v.clone() for k, v in sums.items()})
+            self.partial = sums
             if self.batch == 1 and self.epoch == 0:
-                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-                self.logger.log_images("train/batch", inputs, 0)
-                self.logger.log_graph(self.model, inputs)
-            self.progress.update(1, f"loss {loss:.4f}  {meter.add(n * dist.world_size()):.0f} img/s")
+                self._log_first_batch(batch)
+            self._report_progress(out, meter, n)
             for callback in self.callbacks:
-                callback({"epoch": self.epoch, "batch": self.batch, "loss": loss})
+                callback({"epoch": self.epoch, "batch": self.batch, "loss": out.get("loss")})
         self.progress.stop()
+        self._check_finite()
+        sync_device(self.device)
+        images_per_s = meter.count / max(1e-9, time.perf_counter() - meter.start)
         sums = dist.all_reduce_sum(sums)
         count = max(1.0, sums.pop("count").item())
         logs = {f"train/{k}": v.item() / count for k, v in sums.items()}
-        logs["images_per_s"] = meter.count / max(1e-9, time.perf_counter() - meter.start)
+        logs["images_per_s"] = images_per_s
         return logs
 
-    def _optimizer_step(self, batch: Any) -> dict:
-        with self.autocast():
-            out = self.step.train_step(self.train_model, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(out["loss"]).backward()
-        if self.cfg.optim.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        return out
+    def _train_step(self, batch: Any) -> dict:
+        """One micro-batch: the task's step, then backward and step of the sole optimiser unless it did them."""
+        ctx = self.ctx
+        ctx.begin(self.epoch, self.batch)
+        with ctx.sync_context(self.ddp_models):
+            with self.autocast():
+                out = self.step.train_step(self.train_models, batch, ctx)
+            if not ctx.used:
+                if len(self.slots) != 1:
+                    raise ConfigError(f"a task with optimisers {', '.join(self.slots)} must call ctx.backward "
+                                      f"and ctx.step in its train_step")
+                name = next(iter(self.slots))
+                ctx.backward(out["loss"], name)
+                ctx.step(name)
+            elif "loss" in out:
+                ctx.track(out["loss"])
+        logs = dict(out.get("logs", {}))
+        if "loss" in out:
+            logs = {"loss": out["loss"], **logs}
+        return {**out, "logs": logs}
+
+    def _report_progress(self, out: dict, meter: Throughput, n: int) -> None:
+        """Advances the bar every step; reads the loss and the speed (a host sync) every `log_every` steps."""
+        meter.count += n * dist.world_size()
+        if self.batch % max(1, self.cfg.log_every):
+            self.progress.update(1)
+            return
+        self._check_finite()
+        sync_device(self.device)
+        speed = meter.count / max(1e-9, time.perf_counter() - meter.start)
+        loss = f"loss {out['loss'].item():.4f}  " if "loss" in out else ""
+        self.progress.update(1, f"{loss}{speed:.0f} img/s")
+
+    def _log_first_batch(self, batch: Any) -> None:
+        inputs = batch_inputs(batch)
+        if isinstance(inputs, torch.Tensor):
+            self.logger.log_images("train/batch", inputs, 0)
+            if len(self.models) == 1:
+                self.logger.log_graph(next(iter(self.models.values())), inputs)
 
     @torch.no_grad()
-    def evaluate(self, loader: Iterable, model: nn.Module | None = None) -> dict[str, float]:
+    def evaluate(self, loader: Iterable, models: dict[str, nn.Module] | None = None) -> dict[str, float]:
         """Runs `eval_step` over a loader (each process its own shard) and reduces the metric."""
-        model = model or self.eval_model
-        was_training = model.training
-        model.eval()
-        dist.broadcast_buffers(model)
+        models = models or self.eval_models
+        modes = {name: m.training for name, m in models.items()}
+        for m in models.values():
+            m.eval()
+            dist.broadcast_buffers(m)
         metric = self.step.new_metric()
         for batch in loader:
             with self.autocast():
-                out = self.step.eval_step(model, batch)
+                out = self.step.eval_step(models, batch)
             metric.update(out, batch)
         dist.all_reduce_sum(metric.state)
-        model.train(was_training)
+        for name, m in models.items():
+            m.train(modes[name])
         return metric.compute()
 
     def _print_epoch(self, row: dict[str, Any]) -> None:

@@ -28,15 +28,14 @@ def read_weights(path: str | Path) -> dict[str, Tensor]:
         except Exception as err:  # safetensors raises its own error types for corrupt headers
             raise CheckpointError(f"{path}: not a readable .safetensors file ({err})") from None
     else:
-        from zrenie.engine.checkpoint import FORMAT, load_checkpoint
+        from zrenie.nn.checkpoint import FORMAT, eval_weights, read_torch_file, upgrade
 
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            load_checkpoint(path)  # raises the one-line reason (refused pickle, unreadable file)
-            raise
+        state = read_torch_file(path)
         if isinstance(state, dict) and state.get("format") == FORMAT:
-            state = state["ema"]["weights"] if "ema" in state else state["model"]
+            state = upgrade(state, str(path))
+            if len(state["models"]) != 1:
+                raise CheckpointError(f"{path}: holds models {sorted(state['models'])}; weights for one are needed")
+            state = eval_weights(state, next(iter(state["models"])))
     for key in ("state_dict", "model", "model_state"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

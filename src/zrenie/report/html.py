@@ -11,13 +11,13 @@ from __future__ import annotations
 import html
 import math
 import numbers
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from zrenie.config import atomic_path
 
 REPORT_NAME = "report.html"
 MISSING = "n/a"  # shown for None and for metrics that are undefined (a class with no samples)
@@ -160,13 +160,6 @@ def write_report(
     run_dir.mkdir(parents=True, exist_ok=True)
     page = render_report(run_dir, title, sections, summary)
     out = run_dir / REPORT_NAME
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".tmp-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a report is meant to be read by others
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return out

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 import textwrap
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
+from zrenie.config import atomic_path
 from zrenie.errors import DataError, ShapeError
 
 # Below this many pixels per side an image is upscaled (nearest) so that 8x8 digits stay visible.
@@ -41,16 +40,8 @@ def save_figure(fig: Figure, out_png: Path, dpi: int = 100) -> Path:
         The path written.
     """
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; report pictures are meant to be shared
-        os.replace(tmp, out_png)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out_png
 
 

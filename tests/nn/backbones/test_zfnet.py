@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 import zrenie
+from zrenie.errors import ConfigError
 from zrenie.nn.backbones.zfnet import MIN_INPUT_SIZE
 
 from ._helpers import assert_minimum_input_size, n_params
@@ -66,7 +67,7 @@ def test_norm_options():
     assert not any(isinstance(m, nn.LocalResponseNorm) for m in [*batch.modules(), *none.modules()])
     assert sum(isinstance(m, nn.BatchNorm2d) for m in batch.modules()) == 5
     assert batch.features[0][0].bias is None  # the batchnorm's shift replaces the conv bias
-    with pytest.raises(ValueError, match="norm"):
+    with pytest.raises(ConfigError, match="norm"):
         zrenie.build_model("zfnet", norm="group")
 
 

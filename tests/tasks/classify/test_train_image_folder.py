@@ -39,7 +39,7 @@ def test_image_folder_trains_with_workers_and_skips_corrupt_file(folder, tmp_pat
     result = _train(folder, tmp_path / "run")
     assert result["test"]["acc1"] >= LEARNT
     preds = zrenie.predict(result["run_dir"], [folder / "blue" / "0.jpg"], topk=2)
-    assert [t["class"] for t in preds[0]["top"]] == ["blue", "red"]
+    assert [c for c, _ in preds[0].top] == ["blue", "red"]
     # The same run without learning stays below the threshold: it measures training, not chance.
     assert _train(folder, tmp_path / "lr0", **{"optim.lr": 0.0})["test"]["acc1"] < LEARNT
 

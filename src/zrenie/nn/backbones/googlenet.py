@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zrenie.nn.layers import ConvBNAct, check_input_size
+from zrenie.errors import ConfigError
 from zrenie.registry import MODELS
 
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
@@ -205,7 +206,7 @@ class GoogLeNet(nn.Module):
                  dropout_aux: float = 0.7):
         super().__init__()
         if transform_input and in_channels != 3:
-            raise ValueError(f"googlenet: transform_input needs RGB input, got in_channels={in_channels}")
+            raise ConfigError(f"googlenet: transform_input needs RGB input, got in_channels={in_channels}")
         self.aux_logits, self.transform_input = aux_logits, transform_input
         self.stage_layers = STAGES[small_input]
         self.min_input_size = MIN_INPUT_SIZE[small_input]
@@ -261,7 +262,7 @@ class GoogLeNet(nn.Module):
         return GoogLeNetOutputs(logits, aux["aux2"], aux["aux1"]) if with_aux else logits
 
 
-@MODELS.register("googlenet")
+@MODELS.register("googlenet", tasks=("classify",))
 def googlenet(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
               dropout: float | None = None, **kwargs) -> GoogLeNet:
     """GoogLeNet (Inception v1); torchvision's keys and its 13,004,888 parameters (with auxiliary

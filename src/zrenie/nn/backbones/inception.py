@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from zrenie.nn.backbones.googlenet import (add_stem, basic_conv, imagenet_to_inception_range,
                                            init_truncated_normal, run_layers, run_stages)
 from zrenie.nn.layers import check_input_size
+from zrenie.errors import ConfigError
 from zrenie.registry import MODELS
 
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
@@ -217,7 +218,7 @@ class Inception3(nn.Module):
                  aux_logits: bool = True, transform_input: bool = False, dropout: float = 0.5):
         super().__init__()
         if transform_input and in_channels != 3:
-            raise ValueError(f"inception_v3: transform_input needs RGB input, got in_channels={in_channels}")
+            raise ConfigError(f"inception_v3: transform_input needs RGB input, got in_channels={in_channels}")
         self.aux_logits, self.transform_input = aux_logits, transform_input
         self.stage_layers = STAGES[small_input]
         self.min_input_size = MIN_INPUT_SIZE[small_input]
@@ -268,7 +269,7 @@ class Inception3(nn.Module):
         return InceptionOutputs(logits, aux) if with_aux else logits
 
 
-@MODELS.register("inception_v3")
+@MODELS.register("inception_v3", tasks=("classify",))
 def inception_v3(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
                  dropout: float | None = None, **kwargs) -> Inception3:
     """Inception-v3; torchvision's keys and its 27,161,264 parameters (with the auxiliary head,

@@ -25,6 +25,7 @@ from torch import nn
 
 from zrenie.nn.backbones.common import FlatConvNet, pool_indices
 from zrenie.nn.layers import ConvBNAct
+from zrenie.errors import ConfigError
 from zrenie.registry import MODELS
 
 # (out_channels, kernel, stride, padding) of conv1..conv5. Padding 1 on conv1 and 0 on conv2 give
@@ -53,7 +54,7 @@ def zf_trunk(in_channels: int = 3, small_input: bool = False, norm: str = "lrn")
             train from scratch; no LRN then), or "none".
     """
     if norm not in NORMS:
-        raise ValueError(f"zfnet norm must be one of {NORMS}, got {norm!r}")
+        raise ConfigError(f"zfnet norm must be one of {NORMS}, got {norm!r}")
     layers: list[nn.Module] = []
     c_in = in_channels
     for i, (c_out, k, s, p) in enumerate(ZF_CONVS_SMALL if small_input else ZF_CONVS):
@@ -119,7 +120,7 @@ class ZFNet(FlatConvNet):
         self.classifier = fc_classifier(256 * 6 * 6, num_classes, dropout)
 
 
-@MODELS.register("zfnet")
+@MODELS.register("zfnet", tasks=("classify",))
 def zfnet(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
           dropout: float | None = None, **kwargs) -> ZFNet:
     """ZFNet (Zeiler & Fergus 2013); 62,357,608 parameters with 1000 classes and `norm="lrn"`."""

@@ -38,6 +38,11 @@ class ClassificationMetric:
         self.state["count"] += len(targets)
 
     @property
+    def names(self) -> list[str]:
+        """What `compute` returns, known before any update."""
+        return ["loss", "acc1", f"acc{self.topk}", "mean_class_acc"]
+
+    @property
     def confusion(self) -> Tensor:
         """Tensor[C, C] of counts: rows are true classes, columns predicted ones."""
         return self.state["confusion"].cpu()
@@ -53,6 +58,6 @@ class ClassificationMetric:
         return {
             "loss": self.state["loss_sum"].item() / count,
             "acc1": cm.diag().sum().item() / count,
-            f"acc{self.topk}" if self.topk != 5 else "acc5": self.state["topk_hits"].item() / count,
+            f"acc{self.topk}": self.state["topk_hits"].item() / count,
             "mean_class_acc": self.per_class_accuracy()[present].mean().item() if present.any() else 0.0,
         }

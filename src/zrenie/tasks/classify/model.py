@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zrenie.errors import ConfigError
 from zrenie.nn.layers import BasicBlock, ConvBNAct
 from zrenie.registry import MODELS
 
@@ -67,7 +68,8 @@ class ResNetCifar(nn.Module):
                  dropout: float = 0.0, shortcut: str = "pad"):
         super().__init__()
         if (depth - 2) % 6:
-            raise ValueError(f"resnet_cifar depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
+            raise ConfigError(f"config key 'model.kwargs.depth': resnet_cifar depth must be 6n+2 "
+                              f"(20, 32, 44, 56, 110), got {depth}")
         n = (depth - 2) // 6
         self.stem = ConvBNAct(in_channels, width)
         stages, c = [], width
@@ -96,13 +98,13 @@ def _drop_none(**kwargs) -> dict:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-@MODELS.register("simple_cnn")
+@MODELS.register("simple_cnn", tasks=("classify",))
 def simple_cnn(num_classes: int = 10, in_channels: int = 3, width: int | None = None,
                dropout: float | None = None, batchnorm: bool | None = None) -> SimpleCNN:
     return SimpleCNN(num_classes, in_channels, **_drop_none(width=width, dropout=dropout, batchnorm=batchnorm))
 
 
-@MODELS.register("resnet_cifar")
+@MODELS.register("resnet_cifar", tasks=("classify",))
 def resnet_cifar(num_classes: int = 10, in_channels: int = 3, depth: int = 20, width: int | None = None,
                  dropout: float | None = None) -> ResNetCifar:
     return ResNetCifar(num_classes, in_channels, depth, **_drop_none(width=width, dropout=dropout))

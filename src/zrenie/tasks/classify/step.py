@@ -104,7 +104,9 @@ class ClassifyStep:
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
         return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=self.label_smoothing)
 
-    def train_step(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> dict:
+    def train_step(self, models: dict[str, nn.Module], batch: tuple[Tensor, Tensor], ctx=None) -> dict:
+        """Cross-entropy of the "model" (plus its auxiliary heads); the engine does backward and step."""
+        model = models["model"]
         images, targets = batch
         labels = targets
         if self.mixup > 0 or self.cutmix > 0:
@@ -117,11 +119,11 @@ class ClassifyStep:
             loss = loss + self.aux_weight * sum(self._loss(aux, labels) for aux in output[1:] if aux is not None)
         with torch.no_grad():
             acc = (logits.argmax(1) == targets).float().mean()
-        return {"loss": loss, "outputs": logits, "logs": {"acc1": acc.item()}}
+        return {"loss": loss, "outputs": logits, "logs": {"acc1": acc}}
 
-    def eval_step(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> dict:
+    def eval_step(self, models: dict[str, nn.Module], batch: tuple[Tensor, Tensor]) -> dict:
         images, targets = batch
-        logits = tta_logits(model, images, self.tta)
+        logits = tta_logits(models["model"], images, self.tta)
         return {"loss": F.cross_entropy(logits, targets), "outputs": logits, "logs": {}}
 
     def new_metric(self) -> ClassificationMetric:

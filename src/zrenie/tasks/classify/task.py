@@ -1,7 +1,9 @@
-"""Classification as the API sees it: data, model, step, test evaluation, report and predict."""
+"""Classification as the API sees it: its config section, data, model, step, test evaluation, report, predict."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,73 +14,123 @@ from zrenie.config import TrainConfig
 from zrenie.data.base import DatasetSplits
 from zrenie.data.catalog import open_splits
 from zrenie.data.loading import build_loader
-from zrenie.registry import MODELS, TASKS
-from zrenie.tasks.classify.metrics import ClassificationMetric
+from zrenie.nn.checkpoint import classifier_kwargs
 from zrenie.nn.transfer import load_pretrained, lr_multiplier_of, read_weights, set_trainable
+from zrenie.tasks import Task, Verb, register_task
+from zrenie.tasks.classify.metrics import ClassificationMetric
+from zrenie.tasks.classify.predict import ClassificationResult, prepare_image
 from zrenie.tasks.classify.step import ClassifyStep, tta_logits
 
 MAX_MISTAKES = 32
 
+@dataclass
+class ClassifyConfig:
+    """Keys of `classify.`: losses, mixing and test-time augmentation of classification only."""
 
-class ClassifyTask:
+    tta: str = field(default="none", metadata={"choices": ("none", "flip", "five_crop", "ten_crop")})
+    class_weights: str = field(default="none", metadata={"choices": ("none", "balanced")})  # balanced: n / (k n_c)
+    label_smoothing: float = 0.0
+    mixup: float | None = None  # MixUp alpha; None: the augment preset's (0.2 for strong, else off)
+    cutmix: float | None = None  # CutMix alpha; None: the augment preset's (1.0 for strong, else off)
+
+
+def _transfer_verb(ns, api) -> int:
+    from zrenie.config import parse_overrides
+    from zrenie.tasks.classify.transfer_demo import run_transfer_study
+
+    study = run_transfer_study(ns.study, api.train, **parse_overrides(ns.args))
+    print(study["table"])
+    print(f"curves: {study['plot']}")
+    return 0
+
+
+@register_task
+class ClassifyTask(Task):
     """Ties the classification pieces to the task-agnostic engine and API."""
 
     name = "classify"
-    monitor = "val/acc1"
+    section = ClassifyConfig
+    monitor = ("val/acc1", "max")
+    renamed = {"tta": "classify.tta", "class_weights": "classify.class_weights", "data.mixup": "classify.mixup",
+               "data.cutmix": "classify.cutmix", "optim.label_smoothing": "classify.label_smoothing"}
+    verbs = {"transfer": Verb(
+        help="scratch vs frozen vs fine-tune study (recipes/transfer_demo.yaml)",
+        arguments=[(("study",), {"help": "study YAML with pretrain, target, modes, out"}),
+                   (("args",), {"nargs": "*", "metavar": "key=value", "help": "overrides applied to every run"})],
+        run=_transfer_verb)}
 
     def build_data(self, cfg: TrainConfig) -> DatasetSplits:
         return open_splits(cfg.data)
 
-    def build_model(self, cfg: TrainConfig, meta: dict, training: bool = False) -> nn.Module:
-        """The architecture for this data; for training, `model.weights` loaded and layers frozen as configured.
+    def metric_names(self, cfg: TrainConfig, preprocess: dict) -> list[str]:
+        return ClassificationMetric(len(preprocess["classes"])).names
 
-        A resumed run gets its weights from the checkpoint, so `model.weights` is read only for a new run.
-        """
-        model = build_classifier(cfg, meta)
-        if not training:
-            return model
+    def model_specs(self, cfg: TrainConfig, preprocess: dict) -> dict[str, tuple[str, dict]]:
+        return {"model": (cfg.model.name, classifier_kwargs(dataclasses.asdict(cfg.model), preprocess))}
+
+    def prepare_models(self, models: dict[str, nn.Module], cfg: TrainConfig) -> None:
+        """`model.weights` loaded for a new run (a resumed one gets its weights from the checkpoint), and
+        layers frozen as `model.finetune` and `model.unfreeze_every` say."""
+        model = models["model"]
         if cfg.model.weights and cfg.model.finetune != "scratch" and cfg.resume is None:
             load_pretrained(model, read_weights(cfg.model.weights), cfg.model.weights)
         if cfg.model.finetune == "frozen" or cfg.model.unfreeze_every > 0:
             set_trainable(model, 0)  # with unfreeze_every, the step's on_epoch_start unfreezes block by block
-        return model
 
-    def lr_mult_of(self, cfg: TrainConfig, model: nn.Module):
+    def lr_mult_of(self, cfg: TrainConfig, name: str, model: nn.Module):
         if cfg.optim.backbone_lr_mult == 1.0:
             return None
         return lr_multiplier_of(model, cfg.optim.backbone_lr_mult)
 
-    def build_step(self, cfg: TrainConfig, meta: dict, train_targets: Tensor | None = None) -> ClassifyStep:
+    def build_step(self, cfg: TrainConfig, preprocess: dict, splits: DatasetSplits | None = None) -> ClassifyStep:
+        own = cfg.classify
         weights = None
-        if cfg.class_weights == "balanced" and train_targets is not None:
-            weights = balanced_class_weights(train_targets, len(meta["classes"]))
+        if own.class_weights == "balanced" and splits is not None:
+            weights = balanced_class_weights(splits.train.targets, len(preprocess["classes"]))
         strong = cfg.data.augment == "strong"
-        mixup = cfg.data.mixup if cfg.data.mixup is not None else (0.2 if strong else 0.0)
-        cutmix = cfg.data.cutmix if cfg.data.cutmix is not None else (1.0 if strong else 0.0)
-        step = ClassifyStep(len(meta["classes"]), cfg.optim.label_smoothing, cfg.tta, weights, mixup, cutmix)
+        mixup = own.mixup if own.mixup is not None else (0.2 if strong else 0.0)
+        cutmix = own.cutmix if own.cutmix is not None else (1.0 if strong else 0.0)
+        step = ClassifyStep(len(preprocess["classes"]), own.label_smoothing, own.tta, weights, mixup, cutmix)
         if cfg.model.unfreeze_every > 0 and cfg.model.finetune != "frozen":
             every = cfg.model.unfreeze_every
-            step.on_epoch_start = lambda model, epoch: set_trainable(model, epoch // every)
+            step.on_epoch_start = lambda models, epoch: set_trainable(models["model"], epoch // every)
         return step
 
+    def check_forward(self, models: dict[str, nn.Module], splits: DatasetSplits, device: torch.device) -> None:
+        """One eval-mode forward of a validation image, so that an input the architecture cannot take
+        (too small, wrong channels) is a one-line error before the run directory is written."""
+        model = models["model"]
+        image = splits.val[0][0]
+        if image.dtype == torch.uint8:
+            image = image.float() / 255
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                model(image[None].to(device))
+        finally:
+            model.train(was_training)
+
     @torch.no_grad()
-    def test(self, model: nn.Module, splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
+    def test(self, models: dict[str, nn.Module], splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
              split: str = "test", tta: str | None = None) -> dict[str, Any]:
         """Evaluates one split on this process alone and keeps what the report shows.
 
         Returns:
-            `{"metrics": {name: float}, "confusion": Tensor[C, C], "mistakes": (images, true, pred, conf)}`.
+            `{"metrics": {name: float}, "confusion": Tensor[C, C], "mistakes": (images, true, pred, conf)}`,
+            and `metrics_without_tta` when `classify.tta` is on (what test-time augmentation buys).
         """
+        tta = cfg.classify.tta if tta is None else tta
         dataset = getattr(splits, split)
         loader = build_loader(dataset, splits, cfg, device, train=False)
         loader.rank, loader.world = 0, 1
-        model.eval()
+        model = models["model"].eval()
         metric = ClassificationMetric(len(splits.classes))
-        step = ClassifyStep(len(splits.classes), tta=cfg.tta if tta is None else tta)
+        step = ClassifyStep(len(splits.classes), tta=tta)
         wrong_idx, wrong_true, wrong_pred, wrong_conf = [], [], [], []
         seen = 0
         for images, targets in loader:
-            out = step.eval_step(model, (images, targets))
+            out = step.eval_step(models, (images, targets))
             metric.update(out, (images, targets))
             conf, pred = out["outputs"].softmax(1).max(1)
             miss = (pred != targets).nonzero().flatten()
@@ -93,52 +145,48 @@ class ClassifyTask:
         images = torch.stack([dataset[wrong_idx[i]][0] for i in order.tolist()]) if len(order) else None
         mistakes = None if images is None else (images, torch.cat(wrong_true)[order], torch.cat(wrong_pred)[order],
                                                 conf[order])
-        return {"metrics": metric.compute(), "confusion": metric.confusion,
-                "per_class": metric.per_class_accuracy(), "mistakes": mistakes}
+        result = {"metrics": metric.compute(), "confusion": metric.confusion,
+                  "per_class": metric.per_class_accuracy(), "mistakes": mistakes}
+        if tta != "none":  # what test-time augmentation buys, measured on the same weights and split
+            base = self.test(models, splits, cfg, device, split, tta="none")["metrics"]
+            result["metrics_without_tta"] = base
+            gains = "  ".join(f"{k} {result['metrics'][k] - base[k]:+.4f}" for k in base if k.startswith("acc"))
+            result["notes"] = [f"tta {tta} vs none: {gains}"]
+        return result
 
-    def report_sections(self, run_dir: Path, result: dict, classes: list[str]) -> list:
+    def report_sections(self, run_dir: Path, tested: dict, preprocess: dict) -> list:
         from zrenie.tasks.classify.viz import classification_sections
 
-        return classification_sections(run_dir, result["metrics"], classes, result["confusion"], result["mistakes"])
+        return classification_sections(run_dir, tested["metrics"], preprocess["classes"], tested["confusion"],
+                                       tested["mistakes"])
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, meta: dict, images: Sequence[Tensor], device: torch.device,
-                topk: int = 5, tta: str = "none") -> list[list[tuple[str, float]]]:
-        """Top-k (class, probability) per image.
+    def predict(self, handle, images: Sequence[Tensor], names: Sequence[str], topk: int = 5,
+                tta: str | None = None) -> list[ClassificationResult]:
+        """Top-k classes of each image.
 
         Args:
+            handle: the run (`zrenie.nn.checkpoint.RunHandle`).
             images: each a float Tensor[C, H, W] in [0, 1] of any size; resized and converted to the
                 channels the model was trained on.
+            names: where each image came from, kept in its result.
+            tta: test-time augmentation; None: the run's own `classify.tta`.
         """
+        meta, device = handle.preprocess, handle.device
+        tta = handle.config.get("classify", {}).get("tta", "none") if tta is None else tta
         batch = torch.stack([prepare_image(im, meta) for im in images]).to(device)
         mean = torch.tensor(meta["mean"], device=device).view(1, -1, 1, 1)
         std = torch.tensor(meta["std"], device=device).view(1, -1, 1, 1)
-        batch = (batch - mean) / std
-        model.eval()
-        logits = tta_logits(model, batch, tta)
-        probs = logits.softmax(1)
-        k = min(topk, probs.shape[1])
-        top = probs.topk(k, dim=1)
-        return [[(meta["classes"][c], float(p)) for p, c in zip(ps.tolist(), cs.tolist())]
-                for ps, cs in zip(top.values, top.indices)]
+        probs = tta_logits(handle.model, (batch - mean) / std, tta).softmax(1)
+        top = probs.topk(min(topk, probs.shape[1]), dim=1)
+        return [ClassificationResult(name, [(meta["classes"][c], float(p)) for p, c in zip(ps.tolist(), cs.tolist())],
+                                     image.cpu())
+                for name, image, ps, cs in zip(names, images, top.values, top.indices)]
 
+    def scores(self, models: dict[str, nn.Module], batch: Any) -> Tensor:
+        from zrenie.tasks.classify.step import main_logits
 
-def build_classifier(cfg: TrainConfig, meta: dict) -> nn.Module:
-    """The registered architecture with this data's classes and channels and the config's options."""
-    import zrenie.models  # noqa: F401  (registers every architecture)
-    from zrenie.errors import ConfigError
-
-    kwargs = {"num_classes": len(meta["classes"]), "in_channels": meta["in_channels"], **cfg.model.kwargs}
-    for key in ("dropout", "width", "batchnorm"):
-        if getattr(cfg.model, key) is not None:
-            kwargs[key] = getattr(cfg.model, key)
-    if cfg.model.small_input:
-        kwargs["small_input"] = True
-    builder = MODELS.get(cfg.model.name)
-    try:
-        return builder(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"model {cfg.model.name!r} does not take these options: {err}") from None
+        return main_logits(models["model"](batch[0] if isinstance(batch, (tuple, list)) else batch))
 
 
 def balanced_class_weights(targets: Tensor, num_classes: int) -> Tensor:
@@ -146,27 +194,3 @@ def balanced_class_weights(targets: Tensor, num_classes: int) -> Tensor:
     counts = torch.bincount(targets, minlength=num_classes).double()
     weights = len(targets) / (num_classes * counts.clamp_min(1))
     return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()
-
-
-def prepare_image(image: Tensor, meta: dict) -> Tensor:
-    """Converts channels (RGB <-> gray, BT.601 weights) and resizes to the model's square input.
-
-    Args:
-        image: Tensor[C, H, W] float in [0, 1], C in {1, 3, 4}.
-    """
-    import torch.nn.functional as F
-
-    if image.shape[0] == 4:
-        image = image[:3]
-    if meta["in_channels"] == 1 and image.shape[0] == 3:
-        image = (image * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
-    elif meta["in_channels"] == 3 and image.shape[0] == 1:
-        image = image.expand(3, -1, -1)
-    size = meta["image_size"]
-    if tuple(image.shape[1:]) != (size, size):
-        image = F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True,
-                              align_corners=False)[0].clamp(0, 1)
-    return image
-
-
-TASKS.register("classify")(ClassifyTask)

@@ -8,22 +8,22 @@ run's best.pt becomes `model.weights` of each transfer run; the runs go under `o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from zrenie.config import load_recipe
+from zrenie.config import atomic_path, load_recipe
 from zrenie.errors import ConfigError
 
 MODES = ("scratch", "frozen", "full")
 
 
-def run_transfer_study(path: str | Path, **overrides: Any) -> dict[str, Any]:
+def run_transfer_study(path: str | Path, train: Callable[..., dict], **overrides: Any) -> dict[str, Any]:
     """Runs the study; returns `{"rows": [...], "table": markdown, "plot": Path}`.
 
     Args:
         path: the study YAML.
+        train: `zrenie.train` (passed in: a task sits below the API it would call).
         **overrides: dotted config keys applied to every run (e.g. `epochs=2` for a quick look).
     """
-    import zrenie
     from zrenie.report.compare import plot_runs
 
     study = load_recipe(path)
@@ -35,15 +35,16 @@ def run_transfer_study(path: str | Path, **overrides: Any) -> dict[str, Any]:
         raise ConfigError(f"{path}: modes must be among {', '.join(MODES)}, got {modes}")
     out = Path(study.get("out", "runs/transfer_demo"))
     common = {"overwrite": True, **overrides}
-    source = zrenie.train("classify", **{**study["pretrain"], **common, "out": str(out / "pretrain")})
+    source = train("classify", **{**study["pretrain"], **common, "out": str(out / "pretrain")})
     rows, runs = [{"run": "pretrain (source task)", **source["test"]}], []
     for mode in modes:
-        run = zrenie.train("classify", **{**study["target"], **common, "out": str(out / mode),
+        run = train("classify", **{**study["target"], **common, "out": str(out / mode),
                                           "model.finetune": mode, "model.weights": str(out / "pretrain" / "best.pt")})
         rows.append({"run": mode, **run["test"]})
         runs.append(out / mode)
     table = markdown_table(rows, ("run", "acc1", "mean_class_acc", "loss"))
-    (out / "summary.md").write_text(table + "\n")
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(table + "\n")
     return {"rows": rows, "table": table, "plot": plot_runs(runs, out / "transfer_curves.png")}
 
 

@@ -1,0 +1,233 @@
+"""Checkpoint files: the layout, atomic writes, safe loads, `upgrade()` of older layouts, and `load_run`.
+
+A checkpoint holds only tensors and plain data, so it loads with `torch.load(weights_only=True)`: a
+file that carries a pickled object is refused instead of executed. Layout, version 2:
+
+    {"format": "zrenie-checkpoint", "version": 2, "task": str, "config": dict, "preprocess": dict,
+     "models": {name: {"builder": str, "kwargs": dict, "state": state_dict}},
+     "optimizers": {name: state}, "schedulers": {name: state}, "scalers": {name: state},
+     "ema": {model name: {"updates": int, "weights": state_dict}},
+     "epoch": int, "batch": int, "partial": dict, "best": float | None, "rng": dict}
+
+Every reader goes through `load_checkpoint`, which returns version 2 whatever version the file has.
+This module sits below the engine because transfer learning (`nn.transfer`) reads checkpoints too.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zrenie.config import atomic_path
+from zrenie.errors import CheckpointError, ConfigError
+from zrenie.registry import MODELS
+
+FORMAT = "zrenie-checkpoint"
+VERSION = 2
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Writes `state` (version 2 entries) to a temp file in the same folder, fsyncs it, renames it over `path`.
+
+    A crash mid-write leaves the previous checkpoint intact: rename is atomic on POSIX.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def resolve_checkpoint(run_or_ckpt: str | Path, name: str = "best.pt") -> Path:
+    """A checkpoint file, or `name` inside a run directory (falling back to last.pt)."""
+    path = Path(run_or_ckpt)
+    if path.is_dir():
+        for candidate in dict.fromkeys((path / name, path / "last.pt")):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"no checkpoint in run directory {path} (expected {name} or last.pt)")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def read_torch_file(path: Path) -> Any:
+    """`torch.load(weights_only=True)` with one-line errors: refused pickled code, or an unreadable file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = str(err).splitlines()[0][:160]
+        raise CheckpointError(f"{path}: refused, it carries pickled objects that are not plain data ({detail})") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0][:160]})") from None
+
+
+def load_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]:
+    """Loads a zrenie checkpoint safely and returns it in the version 2 layout, checking its task."""
+    path = Path(path)
+    state = upgrade(read_torch_file(path), str(path))
+    if task is not None and state.get("task") != task:
+        raise CheckpointError(f"{path}: checkpoint of task {state.get('task')!r}, expected {task!r}")
+    return state
+
+
+def upgrade(state: Any, where: str) -> dict[str, Any]:
+    """Any checkpoint layout zrenie has written, as version 2; a newer version is a one-line error."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{where}: not a zrenie checkpoint")
+    version = state.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{where}: not a zrenie checkpoint (version {version!r})")
+    if version > VERSION:
+        raise CheckpointError(f"{where}: checkpoint version {version} is newer than this zrenie reads "
+                              f"({VERSION}); upgrade zrenie")
+    if version == 1:
+        state = _upgrade_v1(state)
+    return state
+
+
+def classifier_kwargs(model_cfg: dict, preprocess: dict) -> dict[str, Any]:
+    """Builder kwargs of a classifier from the `model` config section and the data's preprocessing.
+
+    Classification builds its models with these; version 1 checkpoints (written by classification,
+    the only task then) did not store them, so the upgrade recomputes them the same way.
+    """
+    kwargs = {"num_classes": len(preprocess["classes"]), "in_channels": preprocess["in_channels"],
+              **model_cfg.get("kwargs", {})}
+    for key in ("dropout", "width", "batchnorm"):
+        if model_cfg.get(key) is not None:
+            kwargs[key] = model_cfg[key]
+    if model_cfg.get("small_input"):
+        kwargs["small_input"] = True
+    return kwargs
+
+
+def _upgrade_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """Version 1: one model and one optimiser under flat keys ("model", "optimizer", "meta", ...)."""
+    new = {k: old[k] for k in ("format", "task", "config", "epoch", "batch", "partial", "best", "rng") if k in old}
+    new["version"] = 2
+    new["preprocess"] = old["meta"]
+    new["models"] = {"model": {"builder": old["model_name"],
+                               "kwargs": classifier_kwargs(old["config"]["model"], old["meta"]),
+                               "state": old["model"]}}
+    for v1, v2 in (("optimizer", "optimizers"), ("scheduler", "schedulers"), ("scaler", "scalers"), ("ema", "ema")):
+        if v1 in old:
+            new[v2] = {"model": old[v1]}
+    return new
+
+
+def eval_weights(state: dict[str, Any], name: str) -> dict[str, torch.Tensor]:
+    """The weights a model is evaluated with: its EMA copy when the run kept one, else its own."""
+    ema = state.get("ema", {}).get(name)
+    return ema["weights"] if ema is not None else state["models"][name]["state"]
+
+
+def build_from_spec(builder: str, kwargs: dict[str, Any]) -> nn.Module:
+    """A registered model; options the builder does not take are a one-line ConfigError (its own
+    validation raises ConfigError too); any other exception is a bug and surfaces as it is."""
+    import inspect
+
+    fn = MODELS.get(builder)
+    try:
+        inspect.signature(fn).bind(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"model {builder!r} does not take these options: {err}") from None
+    try:
+        return fn(**kwargs)
+    except TypeError as err:
+        # A builder with **kwargs forwards them to its module's constructor, which binds them there.
+        if "unexpected keyword argument" not in str(err):
+            raise
+        raise ConfigError(f"model {builder!r} does not take these options: {err}") from None
+
+
+def load_model_state(model: nn.Module, state_dict: dict[str, torch.Tensor], where: str) -> None:
+    """Loads weights strictly; a mismatch is one line naming the first differing keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}")
+        if shapes:
+            k = shapes[0]
+            parts.append(f"shape of {k} is {tuple(state_dict[k].shape)}, model has {tuple(own[k].shape)}")
+        raise CheckpointError(f"{where}: weights do not fit this model ({'; '.join(parts)})")
+    model.load_state_dict(state_dict)
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """A trained run, read-only: its models in eval mode on `device`, with what it needs to prepare inputs.
+
+    Handles are cached and shared; don't train or modify the models (parameters don't require grad).
+    """
+
+    path: Path
+    task: str
+    config: dict[str, Any]
+    preprocess: dict[str, Any]
+    models: dict[str, nn.Module]
+    device: torch.device
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.preprocess.get("classes", []))
+
+    @property
+    def model(self) -> nn.Module:
+        """The single model of a one-model run."""
+        if len(self.models) != 1:
+            raise CheckpointError(f"{self.path}: holds models {sorted(self.models)}; pick one by name")
+        return next(iter(self.models.values()))
+
+
+def _read_run(path: Path, device: torch.device) -> RunHandle:
+    state = load_checkpoint(path)
+    models = {}
+    for name, spec in state["models"].items():
+        model = build_from_spec(spec["builder"], spec["kwargs"])
+        load_model_state(model, eval_weights(state, name), str(path))
+        models[name] = model.to(device).eval().requires_grad_(False)
+    return RunHandle(path, state["task"], state["config"], state.get("preprocess", {}), models, device)
+
+
+_HANDLES: collections.OrderedDict = collections.OrderedDict()
+_MAX_HANDLES = 4
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu", task: str | None = None,
+             cache: bool = True) -> RunHandle:
+    """A run directory's best.pt (or a checkpoint file) as a `RunHandle`, cached by path, file version and device.
+
+    It reads only the checkpoint: the models are rebuilt from the builders and kwargs stored there. It
+    sets no seed, flag or default device, so a long-lived process (the web app) can hold several.
+    """
+    path = resolve_checkpoint(path).resolve()
+    device = torch.device(device)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
+    if key in _HANDLES:
+        _HANDLES.move_to_end(key)
+        handle = _HANDLES[key]
+    else:
+        handle = _read_run(path, device)
+        if cache:
+            _HANDLES[key] = handle
+            while len(_HANDLES) > _MAX_HANDLES:
+                _HANDLES.popitem(last=False)
+    if task is not None and handle.task != task:
+        raise CheckpointError(f"{path}: checkpoint of task {handle.task!r}, expected {task!r}")
+    return handle
