@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from zrenie.config import atomic_path
 from zrenie.errors import DataError
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
@@ -53,16 +52,9 @@ def write_image(image: Tensor, path: str | Path) -> None:
     array = image.cpu().permute(1, 2, 0).numpy()
     if array.shape[2] == 1:
         array = array[:, :, 0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        _usual_permissions(Path(tmp))
-        Image.fromarray(array).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    check_writable(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
 
 
 def _png_header(path: Path) -> tuple[int, int] | None:
@@ -121,13 +113,6 @@ def check_writable(path: str | Path) -> None:
         raise DataError(f"unknown image extension {suffix or '(none)'!r} for output {path}; use .png, .jpg, .tif, ...")
 
 
-def _usual_permissions(path: Path) -> None:
-    """mkstemp creates files as 0600; give the result the mode a plain open() would (0666 minus umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def write_float(image: Tensor, path: str | Path, bits: int = 8) -> None:
     """Writes float `Tensor[C, H, W]` (C = 1 or 3) atomically; 16 bits only to PNG, else 8."""
     path = Path(path)
@@ -137,13 +122,5 @@ def write_float(image: Tensor, path: str | Path, bits: int = 8) -> None:
         write_image(image, path)
         return
     array = (image.detach().float().clamp(0, 1) * 65535).round().cpu().numpy().astype(np.uint16).transpose(1, 2, 0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(_png16_bytes(array))
-        os.replace(tmp, path)
-        _usual_permissions(path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(_png16_bytes(array))
