@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import zrenie
+from zrenie.errors import ConfigError
 from zrenie.nn.backbones.googlenet import AUX_LOSS_WEIGHT, MIN_INPUT_SIZE, GoogLeNetOutputs, main_logits
 
 from ._helpers import (assert_fields_equal, assert_maps_equal, assert_same_logits, assert_size_errors,
@@ -100,6 +101,6 @@ def test_builder_options():
     assert model.conv1.conv.in_channels == 1 and model.fc.out_features == 7
     assert model.dropout.p == 0.1 and model.aux1.dropout.p == model.aux2.dropout.p == 0.5
     assert not hasattr(plain, "aux1") and not plain.transform_input
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="does not take these options"):
         zrenie.build_model("googlenet", no_such_option=1)
     assert zrenie.list_models("googlenet") == ["googlenet"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import zrenie
-from zrenie.errors import ShapeError
+from zrenie.errors import ConfigError, ShapeError
 from zrenie.nn.backbones.googlenet import main_logits
 from zrenie.nn.backbones.inception import (AUX_LOSS_WEIGHT, MIN_AUX_INPUT_SIZE, MIN_INPUT_SIZE,
                                            InceptionOutputs)
@@ -118,6 +118,6 @@ def test_builder_options():
     assert model.Conv2d_1a_3x3.conv.in_channels == 1 and model.fc.out_features == 7
     assert model.dropout.p == 0.1 and model.AuxLogits.fc.out_features == 7
     assert not hasattr(plain, "AuxLogits") and not plain.transform_input
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="does not take these options"):
         zrenie.build_model("inception_v3", no_such_option=1)
     assert zrenie.list_models("inception_v3") == ["inception_v3"]

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 import zrenie
+from zrenie.errors import ConfigError
 from zrenie.nn.backbones.inception_resnet import BLOCK_C, MIN_INPUT_SIZE, InceptionResidual
 
 from ._helpers import assert_minimum_input_size, n_params, state_shapes, unchecked
@@ -97,6 +98,6 @@ def test_builder_options():
         default = zrenie.build_model("inception_resnet_v2")
     assert model.conv2d_1a.conv.in_channels == 1 and model.classif.out_features == 7
     assert model.head_drop.p == 0.1 and default.head_drop.p == 0.2
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="does not take these options"):
         zrenie.build_model("inception_resnet_v2", aux_logits=True)
     assert zrenie.list_models("inception_resnet*") == ["inception_resnet_v2"]
