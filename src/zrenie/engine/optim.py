@@ -41,7 +41,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig,
     groups = param_groups(model, cfg.weight_decay, cfg.lr, lr_mult_of)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    betas = tuple(cfg.betas) if cfg.betas is not None else (0.9, 0.999)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas)
 
 
 def lr_multiplier(cfg: OptimConfig, epochs: int, steps_per_epoch: int) -> Callable[[int], float]:
