@@ -112,3 +112,71 @@ def test_evaluate_reproduces_the_test_metrics(tiny):
     result = zrenie.train("classify", **tiny("ev"))
     again = zrenie.evaluate(result["run_dir"])
     assert again["metrics"] == pytest.approx(result["test"])
+
+
+def test_ctrl_c_after_a_nan_does_not_save_the_poisoned_weights(tiny):
+    """The non-finite flag lives on the device and is read before any save: Ctrl-C a few steps after a
+    NaN (before the next periodic read) stops with the NaN error and keeps the last good checkpoint."""
+    import zrenie.engine.trainer as trainer_mod
+
+    overrides = tiny("nan_ctrl_c", epochs=1)
+    zrenie.train("classify", **overrides)
+    good = load_checkpoint(f"{overrides['out']}/last.pt")["models"]["model"]["state"]
+    params = []
+    original = trainer_mod.Trainer.__init__
+
+    def capture(self, models, *args, **kwargs):
+        original(self, models, *args, **kwargs)
+        params.extend(models["model"].parameters())
+
+    def poison_then_interrupt(info):
+        if (info["epoch"], info["batch"]) == (1, 2):
+            with torch.no_grad():
+                for p in params:
+                    p.fill_(float("nan"))
+        if (info["epoch"], info["batch"]) == (1, 4):
+            raise KeyboardInterrupt
+
+    trainer_mod.Trainer.__init__ = capture
+    try:
+        with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 2, batch 3"):
+            zrenie.train("classify", resume=overrides["out"], epochs=3, log_every=1000,
+                         callbacks=[poison_then_interrupt], progress=False)
+    finally:
+        trainer_mod.Trainer.__init__ = original
+    kept = load_checkpoint(f"{overrides['out']}/last.pt")
+    assert kept["epoch"] == 1 and kept["batch"] == 0
+    assert all(torch.equal(kept["models"]["model"]["state"][k], good[k]) for k in good)
+
+
+def test_no_host_synchronisation_per_step(tiny, monkeypatch):
+    """Reading a device value on the host (item, tolist, float, bool) happens every log_every steps and at
+    the end of an epoch, not per step: an epoch of ~20 steps makes a fixed handful of reads."""
+    import zrenie.engine.trainer as trainer_mod
+
+    reads = {"train": 0}
+    counting = {"on": False}
+    for name in ("item", "tolist", "__float__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            if counting["on"]:
+                reads["train"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    original_epoch = trainer_mod.Trainer.train_epoch
+
+    def train_epoch(self):
+        counting["on"] = True
+        try:
+            return original_epoch(self)
+        finally:
+            counting["on"] = False
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", train_epoch)
+    short = zrenie.train("classify", **tiny("sync1", epochs=1, log_every=1000, **{"data.batch_size": 128}))
+    reads_short, reads["train"] = reads["train"], 0
+    long = zrenie.train("classify", **tiny("sync2", epochs=1, log_every=1000, **{"data.batch_size": 16}))
+    assert short["test"] and long["test"]
+    assert reads["train"] == reads_short  # 8x the steps, the same number of reads

@@ -74,8 +74,8 @@ class SpreadMetric:
 
 
 class ToyGanStep:
-    def __init__(self, kill_at: tuple[int, int] | None):
-        self.kill_at = kill_at
+    def __init__(self, kill_at: tuple[int, ...] | None, nan_at: tuple[int, ...] | None):
+        self.kill_at, self.nan_at = kill_at, nan_at
 
     def train_step(self, models: dict[str, nn.Module], batch, ctx: StepContext) -> dict:
         if self.kill_at == (ctx.epoch, ctx.batch):
@@ -86,6 +86,8 @@ class ToyGanStep:
         ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
         d_loss = (F.binary_cross_entropy_with_logits(D(real).float(), ones)
                   + F.binary_cross_entropy_with_logits(D(fake.detach()).float(), zeros))
+        if self.nan_at == (int(os.environ.get("RANK", "0")), ctx.epoch, ctx.batch):
+            d_loss = d_loss * float("nan")  # one process only
         ctx.backward(d_loss, "D")
         ctx.step("D")
         g_loss = F.binary_cross_entropy_with_logits(D(fake).float(), ones)
@@ -124,8 +126,9 @@ class ToyGanTask(Task):
         return {"G": ("toygan_generator", {"pixels": pixels}), "D": ("toygan_discriminator", {"pixels": pixels})}
 
     def build_step(self, cfg, preprocess, splits=None):
-        kill = os.environ.get("TOYGAN_SIGKILL_AT")
-        return ToyGanStep(tuple(int(v) for v in kill.split(",")) if kill else None)
+        kill, nan = os.environ.get("TOYGAN_SIGKILL_AT"), os.environ.get("TOYGAN_NAN_AT")
+        return ToyGanStep(tuple(int(v) for v in kill.split(",")) if kill else None,
+                          tuple(int(v) for v in nan.split(",")) if nan else None)
 
     def test(self, models, splits, cfg, device, split="test"):
         return {"metrics": {"params": float(sum(p.numel() for m in models.values() for p in m.parameters()))}}
@@ -163,7 +166,7 @@ def _script(*args: str, extra_env: dict | None = None, torchrun: int = 0) -> sub
         launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={torchrun}", "--master-addr=127.0.0.1",
                      f"--master-port={port}"]
     return subprocess.run([*launcher, __file__, "toygan", "train", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+                          timeout=180, env=env)
 
 
 def _cli_args(overrides: dict, out: Path) -> list[str]:
@@ -236,6 +239,18 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     assert float(rows[-1]["val/rank_weight_spread"]) == 0.0
 
 
+def test_a_nan_on_one_process_stops_every_process(tmp_path):
+    """The non-finite flag is all-reduced where it is read, so rank 0 stops too instead of waiting for rank 1
+    in the next collective; the last good checkpoint (epoch 1) is kept."""
+    out = tmp_path / "nan"
+    proc = _script(*_cli_args({**BASE, "epochs": 3, "data.batch_size": 32}, out), torchrun=2,
+                   extra_env={"TOYGAN_NAN_AT": "1,1,3"})
+    assert proc.returncode != 0
+    assert proc.stderr.count("error: loss became nan") == 2, proc.stderr[-3000:]
+    assert "epoch 2, batch 4" in proc.stderr
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1
+
+
 def _slots(fp16: bool) -> dict[str, OptimizerSlot]:
     from zrenie.config import OptimConfig
 
@@ -245,7 +260,7 @@ def _slots(fp16: bool) -> dict[str, OptimizerSlot]:
     return {n: OptimizerSlot(n, {n: models[n]}, cfg, 1, 4, torch.device("cpu"), fp16) for n in models}
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
 def test_an_overflow_in_one_optimiser_leaves_the_other_loss_scale_alone():
     slots = _slots(fp16=True)
     ctx = StepContext(slots, "cpu", 1, 4, 1, torch.device("cpu"))
