@@ -81,6 +81,7 @@ def _assert_one_line_error(proc, pattern):
     (["model=no_such_net"], "unknown model 'no_such_net'"),
     (["model=alexnet", "model.width=null"], "alexnet: input 8x8 is smaller than the minimum 63x63; pass small_input=true for small images"),
     (["model=resnet18", "model.kwargs.depth=3"], "does not take these options"),
+    (["model=resnet_cifar", "model.kwargs.depth=21"], "depth must be 6n+2"),
 ])
 def test_bad_train_input(tmp_path, args, pattern):
     proc = run_cli("classify", "train", *TINY, f"out={tmp_path / 'r'}", *args)
