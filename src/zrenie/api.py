@@ -106,6 +106,8 @@ def train(task: str = "classify", recipe: str | Path | None = None,
         raise ConfigError("config key 'model.unfreeze_every': gradual unfreezing is not supported under DDP "
                           "(DDP fixes the trained parameters when it wraps the model)")
     device = resolve_device(cfg.device)
+    if cfg.sync_bn and dist.launched_by_torchrun() and device.type != "cuda":
+        raise ConfigError("config key 'sync_bn': SyncBatchNorm needs CUDA devices; leave it off on CPU")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init(device)

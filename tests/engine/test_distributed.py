@@ -26,12 +26,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_process_ddp_training(tmp_path):
+@pytest.mark.parametrize("accumulate", [1, 2], ids=["step-every-batch", "accumulate-2-under-no_sync"])
+def test_two_process_ddp_training(tmp_path, accumulate):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--master-addr=127.0.0.1", f"--master-port={_free_port()}",
            "-m", "zrenie", "classify", "train", "data=digits", "data.batch_size=32", "model.width=8", "epochs=2",
-           "optim.lr=0.05", "progress=false", "tensorboard=false", f"out={out}"]
+           "optim.lr=0.05", "progress=false", "tensorboard=false", f"optim.accumulate={accumulate}", f"out={out}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]

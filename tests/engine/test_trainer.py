@@ -180,3 +180,22 @@ def test_no_host_synchronisation_per_step(tiny, monkeypatch):
     long = zrenie.train("classify", **tiny("sync2", epochs=1, log_every=1000, **{"data.batch_size": 16}))
     assert short["test"] and long["test"]
     assert reads["train"] == reads_short  # 8x the steps, the same number of reads
+
+
+def test_accumulation_counts_the_schedule_in_optimiser_steps(tiny):
+    """With optim.accumulate=2 the one-cycle schedule has half as many steps and still ends at 0, and the
+    optimiser stepped once per two batches (plus the short window at the end of an epoch)."""
+    run = zrenie.train("classify", **tiny("acc", **{"optim.accumulate": 2, "optim.schedule": "onecycle"}))
+    rows = _rows(run["run_dir"])
+    assert float(rows[-1]["lr"]) == 0.0 and float(rows[0]["lr"]) > 0.0
+    state = load_checkpoint(run["run_dir"] / "last.pt")
+    batches = sum(1 for _ in range(0, 1259 - 1259 % 64, 64))  # digits' training split, drop_last
+    assert state["schedulers"]["model"]["last_epoch"] == 2 * -(-batches // 2)
+
+
+def test_sync_bn_on_cpu_is_a_config_error(tiny, monkeypatch):
+    from zrenie.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun; refused before joining a process group
+    with pytest.raises(ConfigError, match="sync_bn"):
+        zrenie.train("classify", **tiny("sbn", sync_bn=True))

@@ -289,6 +289,22 @@ def test_backward_reaches_only_the_named_optimisers_parameters():
     assert ctx.step("G") is True and g.weight.grad is None  # stepped and cleared
 
 
+def test_two_accumulated_halves_step_like_one_whole_batch():
+    """accumulate=2 over two halves of a batch gives the weights of one step on the whole batch."""
+    x, y = torch.randn(8, 3), torch.randn(8, 3)
+    weights = []
+    for accumulate, chunks in ((1, 1), (2, 2)):
+        slots = _slots(fp16=False)
+        ctx = StepContext(slots, "cpu", accumulate, 4, 1, torch.device("cpu"))
+        g = slots["G"].models["G"]
+        for i, (xs, ys) in enumerate(zip(x.chunk(chunks), y.chunk(chunks))):
+            ctx.begin(0, i)
+            ctx.backward(F.mse_loss(g(xs), ys), "G")
+            ctx.step("G")
+        weights.append(g.weight.detach().clone())
+    assert torch.allclose(weights[0], weights[1], atol=1e-7)
+
+
 def test_a_step_that_forgets_ctx_with_two_optimisers_is_an_error(tmp_path):
     import zrenie
     from zrenie.errors import ConfigError
