@@ -215,9 +215,6 @@ def test_task_defaults_apply_and_recipe_or_override_wins(registered, tmp_path):
     assert (cfg.optim.name, cfg.optim.lr) == ("sgd", 0.2)
 
 
-@pytest.mark.xfail(reason="config.parse_value reads '2e-4' with PyYAML's YAML 1.1 resolver, which needs a dot "
-                          "in a float ('2.0e-4'), so it stays the string '2e-4' and the key is refused as not a float",
-                   raises=ConfigError, strict=True)
 @pytest.mark.parametrize("arg", ["optim.lr=2e-4", "optim.D.lr=2e-4"])
 def test_exponent_floats_typed_on_the_command_line(registered, arg):
     registered(NamedOptimTask)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import tempfile
 import types
 import typing
@@ -238,8 +239,16 @@ def _prefix_of(full: str) -> str:
     return full.rpartition(".")[0] + "." if "." in full else ""
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_value(text: str) -> Any:
-    """A CLI value as YAML would read it: `3` -> 3, `true` -> True, `null` -> None, else a string."""
+    """A CLI value as YAML would read it: `3` -> 3, `true` -> True, `null` -> None, else a string.
+
+    YAML 1.1 reads `2e-4` (no dot) as a string; it is the way most people type a learning rate, so it is a float.
+    """
+    if _EXPONENT_FLOAT.fullmatch(text.strip()):
+        return float(text)
     try:
         return yaml.safe_load(text) if text != "" else ""
     except yaml.YAMLError:

@@ -218,9 +218,6 @@ def test_load_run_leaves_flags_threads_and_dtype_alone(tiny_run, tmp_path, resto
     assert after == before
 
 
-@pytest.mark.xfail(reason="load_run builds the model with its random initialisation on the global torch RNG "
-                          "(nn/checkpoint.py _read_run -> build_from_spec) and does not fork or restore it",
-                   strict=True)
 def test_load_run_leaves_the_rng_alone(tiny_run, tmp_path, restore_process_state):
     path = _fresh_copy(tiny_run, tmp_path)
     torch.manual_seed(1234)

@@ -198,7 +198,8 @@ def _read_run(path: Path, device: torch.device) -> RunHandle:
     state = load_checkpoint(path)
     models = {}
     for name, spec in state["models"].items():
-        model = build_from_spec(spec["builder"], spec["kwargs"])
+        with torch.random.fork_rng(devices=[]):  # the random init is overwritten; the caller's RNG is not
+            model = build_from_spec(spec["builder"], spec["kwargs"])
         load_model_state(model, eval_weights(state, name), str(path))
         models[name] = model.to(device).eval().requires_grad_(False)
     return RunHandle(path, state["task"], state["config"], state.get("preprocess", {}), models, device)
@@ -211,6 +212,8 @@ _MAX_HANDLES = 4
 def load_run(path: str | Path, device: str | torch.device = "cpu", task: str | None = None,
              cache: bool = True) -> RunHandle:
     """A run directory's best.pt (or a checkpoint file) as a `RunHandle`, cached by path, file version and device.
+
+    `cache=False` reads without storing the handle (a handle already cached for the same file is returned).
 
     It reads only the checkpoint: the models are rebuilt from the builders and kwargs stored there. It
     sets no seed, flag or default device, so a long-lived process (the web app) can hold several.
