@@ -1,8 +1,6 @@
 """The CLI end to end on tiny runs, and every bad input as one line with exit code 2."""
 
 import json
-import os
-import shlex
 import subprocess
 import sys
 
@@ -12,6 +10,8 @@ import torch
 from PIL import Image
 
 from zrenie.cli import main
+
+from unsafe_payloads import payloads
 
 TINY = ["data=digits", "data.batch_size=64", "model.width=8", "epochs=1", "progress=false", "tensorboard=false"]
 
@@ -117,26 +117,11 @@ def test_checkpoint_of_another_task_or_model(trained, tmp_path):
     assert (trained / "last.pt").read_bytes() == before
 
 
-class _RunsCommand:
-    """Unpickling this runs a shell command: the payload of a real malicious checkpoint."""
-
-    def __init__(self, command):
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
-class _Custom:
-    """A class of this module: unpickling it means importing and running code the file names."""
-
-    def __init__(self):
-        self.value = 1
-
 
 def test_checkpoint_with_pickled_object_is_refused(trained, tmp_path):
     marker = tmp_path / "MARKER"
-    for name, payload in (("system.pt", _RunsCommand(f"touch {shlex.quote(str(marker))}")), ("custom.pt", _Custom())):
+    for name, payload in payloads(marker):
+        name += ".pt"
         state = torch.load(trained / "best.pt", weights_only=True)
         state["payload"] = payload  # needs full unpickling to load
         evil = tmp_path / name

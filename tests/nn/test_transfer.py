@@ -1,8 +1,5 @@
 """Pretrained weights, head replacement, freezing, and transfer end to end on built-in data."""
 
-import os
-import shlex
-
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -12,27 +9,13 @@ import zrenie
 from zrenie.errors import CheckpointError
 from zrenie.nn.transfer import FrozenBatchNorm2d, load_pretrained, lr_multiplier_of, read_weights, set_trainable
 
+from unsafe_payloads import payloads
+
 
 def _net(classes=10):
     torch.manual_seed(0)
     return zrenie.build_model("resnet_cifar", num_classes=classes, depth=8)
 
-
-class _RunsCommand:
-    """Unpickling this runs a shell command: the payload of a real malicious checkpoint."""
-
-    def __init__(self, command):
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
-class _Custom:
-    """A class of this module: unpickling it means importing and running code the file names."""
-
-    def __init__(self):
-        self.value = 1
 
 
 def test_read_weights_unwraps_every_container(tmp_path):
@@ -43,8 +26,8 @@ def test_read_weights_unwraps_every_container(tmp_path):
         got = read_weights(tmp_path / name)
         assert got.keys() == state.keys() and all(torch.equal(got[k], state[k]) for k in state)
     marker = tmp_path / "MARKER"
-    for name, payload in (("system.pth", _RunsCommand(f"touch {shlex.quote(str(marker))}")),
-                          ("custom.pth", _Custom())):
+    for name, payload in payloads(marker):
+        name += ".pth"
         torch.save({"state_dict": state, "opt": payload}, tmp_path / name)
         with pytest.raises(CheckpointError, match="refused") as refused:
             read_weights(tmp_path / name)
