@@ -2,8 +2,9 @@
 
 A registry is a plain dict filled by decorators at import time; duplicate names are rejected so that
 two modules can never silently shadow each other. Each registry knows the packages whose modules
-register into it and imports them all the first time it is read (`pkgutil.iter_modules`), so a new
-architecture, dataset or task is one new module and no list needs editing.
+register into it and imports them the first time it is read (`pkgutil.iter_modules`): every module of
+the package, and every subpackage as a whole (a task folder's `__init__` imports what registers), so a
+new architecture, dataset or task is one new module or folder and no list needs editing.
 """
 
 from __future__ import annotations
@@ -79,13 +80,11 @@ class Registry:
 
 
 def _import_tree(package: str) -> None:
+    """Imports the modules and subpackages of `package` (not the subpackages' own modules: a report's
+    plotting code has no business being imported to list names)."""
     module = importlib.import_module(package)
     for info in pkgutil.iter_modules(getattr(module, "__path__", []), prefix=package + "."):
-        if info.name.rsplit(".", 1)[-1].startswith("_"):
-            continue
-        if info.ispkg:
-            _import_tree(info.name)
-        else:
+        if not info.name.rsplit(".", 1)[-1].startswith("_"):
             importlib.import_module(info.name)
 
 

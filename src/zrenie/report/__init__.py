@@ -1,6 +1,5 @@
-"""Run reports: PNG pictures (curves, confusion matrices, image grids) and one report.html."""
+"""Run reports: PNG pictures (curves, confusion matrices, image grids), one report.html, and predict's Results.
 
-from zrenie.report.html import Section, write_report
-from zrenie.report.plots import image_grid, plot_confusion_matrix, plot_learning_curves
-
-__all__ = ["Section", "image_grid", "plot_confusion_matrix", "plot_learning_curves", "write_report"]
+The modules are imported where they are used (`zrenie.report.plots`, `.html`, `.result`): importing this
+package does not load matplotlib, so listing models or loading a run stays quick.
+"""

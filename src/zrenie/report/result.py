@@ -10,11 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
 from zrenie.config import atomic_path
 from zrenie.errors import ConfigError
-from zrenie.report.plots import save_figure
 
 
 class Result:
@@ -43,6 +40,10 @@ class Result:
         if path.suffix.lower() != ".png":
             raise ConfigError(f"cannot save a result as {path.suffix or 'a file without extension'}: "
                               f"use .png or .json ({path})")
+        from matplotlib.figure import Figure  # imported on use: listing or predicting needs no plotting
+
+        from zrenie.report.plots import save_figure
+
         fig = Figure(figsize=(6, 4))
         self.plot(fig.add_subplot())
         fig.tight_layout()
