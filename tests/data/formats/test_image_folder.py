@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from zrenie.config import DataConfig
-from zrenie.data.base import FileDataset
+from zrenie.data.base import FileDataset, stratified_split
 from zrenie.data.formats import image_folder  # noqa: F401  (registers image_folder)
 from zrenie.data.formats.image_folder import IMAGENET_MEAN, IMAGENET_STD
 from zrenie.errors import DataError
@@ -51,13 +51,13 @@ def test_flat_layout_pixels_labels_and_meta(tmp_path):
     (tmp_path / "cat" / "notes.txt").write_text("not an image")
     splits = _open(tmp_path, val_fraction=0.2)
     assert splits.classes == CLASSES
-    assert (len(splits.train), len(splits.val)) == (12, 3)
-    assert splits.test is splits.val  # no test/ folder: test numbers are val numbers
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (9, 3, 3)  # 5 per class: 3 + 1 + 1
     assert torch.bincount(splits.val.targets, minlength=3).tolist() == [1, 1, 1]
+    assert torch.bincount(splits.test.targets, minlength=3).tolist() == [1, 1, 1]
     assert (splits.in_channels, splits.image_size, splits.hflip) == (3, 224, True)
     assert (splits.mean, splits.std) == (IMAGENET_MEAN, IMAGENET_STD)
     checked = 0
-    for dataset in (splits.train, splits.val):
+    for dataset in (splits.train, splits.val, splits.test):
         for i, (path, target) in enumerate(dataset.samples):
             assert CLASSES[target] == Path(path).parent.name
             if path in written:
@@ -85,12 +85,13 @@ def test_split_layout_and_agreement_with_torchvision(tmp_path):
 
     write_pool(tmp_path / "train", per_class=4, seed=1)
     write_pool(tmp_path / "val", per_class=2, seed=2)
-    splits = _open(tmp_path)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 6, 6)
-    assert splits.test is splits.val
+    splits = _open(tmp_path, val_fraction=0.0)  # nothing carved: train is the whole train/ folder
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 6, 0)
     reference = torchvision.datasets.ImageFolder(str(tmp_path / "train"))
     assert splits.classes == reference.classes
     assert splits.train.samples == reference.samples
+    splits = _open(tmp_path, val_fraction=0.25)  # no test/ folder: test is 1 of each class's 4 train images
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (9, 6, 3)
     write_pool(tmp_path / "test", per_class=3, seed=3)
     splits = _open(tmp_path)
     assert len(splits.test) == 9 and splits.test is not splits.val
@@ -136,3 +137,65 @@ def test_val_class_unknown_to_train_is_an_error(tmp_path):
     (tmp_path / "val" / "fish").mkdir()
     with pytest.raises(DataError, match=r"class 'fish' is not among the train classes"):
         _open(tmp_path)
+
+
+# Unequal class sizes, so a split that ignored the classes would show in the per-class counts.
+SIZES = {"bird": 10, "cat": 20, "dog": 30}
+
+
+def write_sized_pool(folder: Path, sizes: dict[str, int]) -> set[str]:
+    """`folder/<class>/` with `sizes[class]` tiny PNGs; returns their paths."""
+    paths = set()
+    for c, n in sizes.items():
+        (folder / c).mkdir(parents=True)
+        for i in range(n):
+            path = folder / c / f"{i:02d}.png"
+            Image.fromarray(np.full((2, 2, 3), i, dtype=np.uint8)).save(path)
+            paths.add(str(path))
+    return paths
+
+
+def _paths(dataset: FileDataset) -> set[str]:
+    paths = [p for p, _ in dataset.samples]
+    assert len(set(paths)) == len(paths)  # no file twice within a split
+    return set(paths)
+
+
+@pytest.mark.parametrize("folders", [(), ("train",), ("train", "val"), ("train", "test")],
+                         ids=["flat", "train-only", "train+val", "train+test"])
+def test_carved_splits_are_disjoint_cover_the_pool_and_keep_class_proportions(tmp_path, folders):
+    pool = write_sized_pool(tmp_path / "train" if folders else tmp_path, SIZES)
+    fixed = {split: write_sized_pool(tmp_path / split, {c: 3 for c in SIZES}) for split in folders[1:]}
+    splits = _open(tmp_path, val_fraction=0.2, seed=5)
+    found = {split: _paths(getattr(splits, split)) for split in ("train", "val", "test")}
+    carved = [split for split in ("val", "test") if split not in fixed]
+    for split, paths in fixed.items():
+        assert found[split] == paths  # a folder that exists is used as it is
+    # The train pool is cut into train and the carved splits: pairwise disjoint, together the whole pool.
+    parts = [found["train"]] + [found[split] for split in carved]
+    assert set.union(*parts) == pool and sum(map(len, parts)) == len(pool)
+    assert found["val"].isdisjoint(found["test"])
+    for split in carved:  # round(0.2 * n) of each class: 2, 4, 6
+        assert torch.bincount(getattr(splits, split).targets, minlength=3).tolist() == [2, 4, 6]
+    kept = [n - len(carved) * round(0.2 * n) for n in SIZES.values()]
+    assert torch.bincount(splits.train.targets, minlength=3).tolist() == kept
+
+
+def test_carved_splits_are_deterministic_for_a_seed(tmp_path):
+    write_sized_pool(tmp_path, SIZES)
+    first, again, other = (_open(tmp_path, val_fraction=0.2, seed=s) for s in (1, 1, 2))
+    for split in ("train", "val", "test"):
+        assert getattr(first, split).samples == getattr(again, split).samples
+    assert _paths(first.test) != _paths(other.test)
+    # Val is carved first, so it holds the files a val-only carve picked (as before test was carved).
+    # The pool in the order image_folder lists it: class folders, then file names, both sorted.
+    everything = sorted(str(p) for p in tmp_path.glob("*/*.png"))
+    targets = np.array([CLASSES.index(Path(p).parent.name) for p in everything])
+    val_only, _ = stratified_split(targets, [0.2], seed=1)
+    assert _paths(first.val) == {everything[i] for i in val_only}
+
+
+def test_carving_that_leaves_a_class_without_train_images_is_an_error(tmp_path):
+    write_sized_pool(tmp_path, {"bird": 2, "cat": 4})
+    with pytest.raises(DataError, match=r"class 'bird' has 2 images and none is left for train .*add val/ and test/"):
+        _open(tmp_path, val_fraction=0.5)

@@ -2,20 +2,24 @@
 
 Two layouts are read:
 
-    root/<class>/<images>                          one pool: val is carved from it, test = val
+    root/<class>/<images>                          one pool: val and test are carved from it
     root/train/<class>/<images>                    fixed splits; val/ and test/ are optional:
-    root/val/<class>/<images>   (optional)           without val/, a stratified `data.val_fraction`
-    root/test/<class>/<images>  (optional)           of train; without test/, test = val
+    root/val/<class>/<images>   (optional)           each one missing is a stratified
+    root/test/<class>/<images>  (optional)           `data.val_fraction` of train
 
-Class names are the sorted folder names of the train pool, as torchvision's `ImageFolder` orders
-them, so class indices agree with it. Images are found recursively inside each class folder and
-decoded per sample (`FileDataset`, 3 channels).
+Splits that are carved come from one stratified split of the train pool (seed `data.seed`), so
+they are disjoint: no file is in two splits. Test is never val: best.pt is chosen on val, so a
+test score measured on val would be biased upwards. Class names are the sorted folder names of the
+train pool, as torchvision's `ImageFolder` orders them, so class indices agree with it. Images are
+found recursively inside each class folder and decoded per sample (`FileDataset`, 3 channels).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import numpy as np
 
 from zrenie.config import DataConfig
 from zrenie.data.base import DatasetSplits, FileDataset, drop_unreadable, stratified_split
@@ -28,6 +32,7 @@ DEFAULT_SIZE = 224  # the input side of the ImageNet-pretrained backbones these 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LAYOUT = "root/<class>/<images>, or root/train/<class>/<images> with optional root/val/ and root/test/"
+CARVED = ("val", "test")  # the splits carved from train when their folder is missing, in this order
 
 
 def find_classes(folder: Path) -> list[str]:
@@ -75,15 +80,37 @@ def open_root(cfg: DataConfig) -> Path:
     return root
 
 
+def carve_splits(train: FileDataset, missing: list[str], fraction: float, seed: int) -> dict[str, FileDataset]:
+    """A stratified `fraction` of `train` for each split in `missing`, and the rest as "train".
+
+    One `stratified_split` over the pool, so the parts are disjoint and cover it. Val is carved
+    first: for a given seed it holds the same files as when val was the only split carved.
+
+    Args:
+        train: the train pool.
+        missing: the splits to carve, a sub-sequence of ("val", "test").
+        fraction: the share of each class that goes to each carved split (`data.val_fraction`).
+        seed: same seed, same split (`data.seed`).
+    """
+    targets = train.targets.numpy()
+    *carved, kept = stratified_split(targets, [fraction] * len(missing), seed)
+    pool, left = (np.bincount(t, minlength=len(train.classes)) for t in (targets, targets[kept]))
+    for c in np.flatnonzero((pool > 0) & (left == 0)):
+        raise DataError(f"dataset 'image_folder': class {train.classes[c]!r} has {pool[c]} images and none is "
+                        f"left for train after carving {' and '.join(missing)} (data.val_fraction={fraction} "
+                        f"each); lower data.val_fraction or add {' and '.join(s + '/' for s in missing)}")
+    return {"train": train.subset(kept), **{split: train.subset(idx) for split, idx in zip(missing, carved)}}
+
+
 @DATASETS.register("image_folder")
 def image_folder(cfg: DataConfig) -> DatasetSplits:
     """Images sorted into one folder per class (see the module docstring for both layouts).
 
-    Without a val/ folder, val is a stratified `data.val_fraction` of train (seed `data.seed`).
-    Without a test/ folder, test is the same dataset as val, so test numbers are val numbers.
-    `data.size` defaults to 224; the resize itself is the loader's transform. Mean/std are
-    ImageNet's. Every file is checked once here: corrupt ones are skipped with one warning that
-    counts them, or raise with `data.strict=true`. `data.download` does not apply.
+    Without a val/ folder, val is a stratified `data.val_fraction` of train; without a test/
+    folder, so is test, carved from what val leaves (seed `data.seed`, see `carve_splits`). The
+    train split is what remains. `data.size` defaults to 224; the resize itself is the loader's
+    transform. Mean/std are ImageNet's. Every file is checked once here: corrupt ones are skipped
+    with one warning that counts them, or raise with `data.strict=true`. `data.download` does not apply.
     """
     root = open_root(cfg)
     pools = _pools(root)
@@ -97,16 +124,11 @@ def image_folder(cfg: DataConfig) -> DatasetSplits:
     listed = {split: [s for s in samples if s[0] in readable] for split, samples in listed.items()}
     if not listed["train"]:
         raise DataError(f"dataset 'image_folder': no readable images in {pools['train']} (expected layout: {LAYOUT})")
-
-    def dataset(samples: list[tuple[str, int]]) -> FileDataset:
-        return FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3)
-
-    train = dataset(listed["train"])
-    if "val" in listed:
-        val = dataset(listed["val"])
-    else:
-        val_idx, train_idx = stratified_split(train.targets.numpy(), [cfg.val_fraction], cfg.seed)
-        train, val = train.subset(train_idx), train.subset(val_idx)
-    test = dataset(listed["test"]) if "test" in listed else val
-    return DatasetSplits(train=train, val=val, test=test, classes=classes, in_channels=3,
-                         image_size=cfg.size or DEFAULT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD, hflip=True)
+    splits = {split: FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3)
+              for split, samples in listed.items()}
+    missing = [split for split in CARVED if split not in splits]
+    if missing:
+        splits.update(carve_splits(splits["train"], missing, cfg.val_fraction, cfg.seed))
+    return DatasetSplits(train=splits["train"], val=splits["val"], test=splits["test"], classes=classes,
+                         in_channels=3, image_size=cfg.size or DEFAULT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                         hflip=True)
