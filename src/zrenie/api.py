@@ -148,10 +148,8 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
         val = trainer.fit()
     finally:
         trainer.close()
-    dist.barrier()
-    result: dict[str, Any] = {"run_dir": run_dir, "val": val}
-    if dist.is_main():
-        result.update(_finish(task_impl, run_dir, cfg, splits, device))
+    dist.barrier()  # best.pt is written before any process reads it
+    result: dict[str, Any] = {"run_dir": run_dir, "val": val, **_finish(task_impl, run_dir, cfg, splits, device)}
     dist.barrier()
     return result
 
@@ -163,9 +161,11 @@ def _loader(splits, cfg: TrainConfig, device: torch.device, split: str):
 
 
 def _finish(task_impl: Task, run_dir: Path, cfg: TrainConfig, splits, device: torch.device) -> dict[str, Any]:
-    """Tests best.pt on the test split and writes report.html."""
+    """Tests best.pt on the test split, every process its shard, and the main one writes results and report."""
     handle = load_run(run_dir / "best.pt", device, cache=False)
     tested = task_impl.test(handle.models, splits, cfg, device)
+    if not dist.is_main():
+        return {"test": tested["metrics"], "report": None}
     from zrenie.report.compare import RESULTS_FILE
 
     with atomic_path(run_dir / RESULTS_FILE) as tmp:

@@ -108,6 +108,7 @@ class TrainConfig:
     sync_bn: bool = False  # DDP: batchnorm statistics over the global batch (SyncBatchNorm)
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
     log_every: int = 50  # steps between reads of the loss on the host (progress text, NaN check)
+    eval_every: int = 1  # epochs between validations (the last epoch is always validated)
     tensorboard: bool = True
     report: bool = True
     progress: bool = True

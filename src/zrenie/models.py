@@ -16,4 +16,4 @@ def build_model(name: str, **kwargs) -> nn.Module:
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     """Registered model names matching a glob pattern, e.g. `list_models("resnet*")`; `task` keeps the
     models of one task (`list_models(task="classify")`)."""
-    return MODELS.list(pattern, task=task)
+    return MODELS.list(pattern, tag=task)

@@ -32,22 +32,23 @@ class Registry:
         self._tags: dict[str, set[str]] = {}
         self._discovered = False
 
-    def register(self, name: str | None = None, tasks: tuple[str, ...] = ()) -> Callable:
-        """Decorator; `tasks` tags a model with the tasks it serves (`list_models(task="segment")`)."""
+    def register(self, name: str | None = None, tags: tuple[str, ...] = ()) -> Callable:
+        """Decorator; `tags` say what a builder serves: a model's tasks (`list_models(task="segment")`), a
+        dataset's target kinds ("class", "mask", "boxes")."""
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             key = name or fn.__name__
             if key in self._builders:
                 raise ValueError(f"{self.kind} {key!r} is already registered")
             self._builders[key] = fn
-            self._tags[key] = set(tasks)
+            self._tags[key] = set(tags)
             return fn
 
         return decorator
 
-    def tag(self, name: str, *tasks: str) -> None:
-        """Adds task tags to a registered name (a task that reuses a backbone tags it from its own folder)."""
-        self._tags.setdefault(name, set()).update(tasks)
+    def tag(self, name: str, *tags: str) -> None:
+        """Adds tags to a registered name (a task that reuses a backbone tags it from its own folder)."""
+        self._tags.setdefault(name, set()).update(tags)
 
     def discover(self) -> None:
         """Imports every module of `packages` once, so that each registers what it defines."""
@@ -65,10 +66,10 @@ class Registry:
             known = ", ".join(sorted(self._builders)) or "none"
             raise ZrenieError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
-    def list(self, pattern: str = "*", task: str | None = None) -> list[str]:
+    def list(self, pattern: str = "*", tag: str | None = None) -> list[str]:
         self.discover()
         return sorted(n for n in self._builders
-                      if fnmatch.fnmatch(n, pattern) and (task is None or task in self._tags.get(n, ())))
+                      if fnmatch.fnmatch(n, pattern) and (tag is None or tag in self._tags.get(n, ())))
 
     def tags(self, name: str) -> set[str]:
         self.discover()

@@ -1,7 +1,14 @@
 import torch
 
 from zrenie.data.base import InMemoryDataset
-from zrenie.data.loading import Normalize, TensorLoader
+from zrenie.data.loading import EpochBatches, Normalize, PKBatches, TensorLoader
+
+CPU = torch.device("cpu")
+
+
+def _loader(ds, batch_size, shuffle=False, drop_last=False, rank=0, world=1, weights=None):
+    sampler = EpochBatches(len(ds), batch_size, shuffle, drop_last, seed=0, rank=rank, world=world, weights=weights)
+    return TensorLoader(ds, CPU, Normalize((0.0,), (1.0,), CPU), sampler)
 
 
 def _dataset(n=50):
@@ -11,22 +18,22 @@ def _dataset(n=50):
 
 def _ids(loader):
     """The sample index each batch holds (image i is filled with the value i / 255)."""
-    return [int(v) for images, _ in loader for v in images[:, 0, 0, 0].mul(255).round()]
+    return [int(v) for batch in loader for v in batch["image"][:, 0, 0, 0].mul(255).round()]
 
 
 def test_eval_shards_cover_every_sample_once():
-    ds, norm = _dataset(), Normalize((0.0,), (1.0,), torch.device("cpu"))
+    ds = _dataset()
     seen = []
     for rank in range(3):
-        loader = TensorLoader(ds, 8, torch.device("cpu"), norm, rank=rank, world=3)
+        loader = _loader(ds, 8, rank=rank, world=3)
         seen += _ids(loader)
+        assert [int(i) for b in loader for i in b["index"]] == _ids(loader)  # "index" names the sample
     assert sorted(seen) == list(range(50))
 
 
 def test_train_shards_are_equal_disjoint_and_reshuffled_per_epoch():
-    ds, norm = _dataset(), Normalize((0.0,), (1.0,), torch.device("cpu"))
-    loaders = [TensorLoader(ds, 8, torch.device("cpu"), norm, shuffle=True, drop_last=True, rank=r, world=2)
-               for r in range(2)]
+    ds = _dataset()
+    loaders = [_loader(ds, 8, shuffle=True, drop_last=True, rank=r, world=2) for r in range(2)]
     a, b = _ids(loaders[0]), _ids(loaders[1])
     assert len(a) == len(b) == 24 and not set(a) & set(b)
     loaders[0].set_epoch(1)
@@ -34,8 +41,7 @@ def test_train_shards_are_equal_disjoint_and_reshuffled_per_epoch():
 
 
 def test_skip_resumes_the_same_batches():
-    ds, norm = _dataset(), Normalize((0.0,), (1.0,), torch.device("cpu"))
-    loader = TensorLoader(ds, 8, torch.device("cpu"), norm, shuffle=True, drop_last=True)
+    loader = _loader(_dataset(), 8, shuffle=True, drop_last=True)
     full = _ids(loader)
     loader.skip(2)
     assert _ids(loader) == full[16:]
@@ -46,10 +52,8 @@ def test_balanced_sampler_draws_classes_equally():
 
     targets = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
     ds = InMemoryDataset(torch.zeros(1000, 1, 1, 1, dtype=torch.uint8), targets, ["a", "b", "c"])
-    loader = TensorLoader(ds, 100, torch.device("cpu"), Normalize((0.0,), (1.0,), torch.device("cpu")),
-                          shuffle=True)
-    loader.sample_weights = balanced_sample_weights(targets)
-    counts = torch.bincount(torch.cat([y for _, y in loader]), minlength=3)
+    loader = _loader(ds, 100, shuffle=True, weights=balanced_sample_weights(ds.labels))
+    counts = torch.bincount(torch.cat([b["target"] for b in loader]), minlength=3)
     assert counts.sum() == 1000 and (counts > 250).all() and (counts < 420).all()
 
 
@@ -64,3 +68,29 @@ def test_subset_classes_relabels_every_split():
         a, b = getattr(full, split), getattr(sub, split)
         assert len(b) == int(((a.targets == 7) | (a.targets == 3)).sum())
         assert torch.equal(b.images[b.targets == 0], a.images[a.targets == 7])
+
+
+def test_pk_batches_hold_p_classes_of_k_and_shard_whole_batches():
+    labels = torch.arange(60) % 6  # 6 classes of 10
+    per_rank = [PKBatches(labels, p=3, k=4, seed=0, rank=r, world=2).batches(epoch=0) for r in range(2)]
+    assert len(per_rank[0]) == len(per_rank[1]) == 2  # 60 // 12 = 5 batches, 2 whole ones per rank
+    for batch in per_rank[0] + per_rank[1]:
+        classes, counts = torch.unique(labels[batch], return_counts=True)
+        assert len(batch) == 12 and len(classes) == 3 and counts.tolist() == [4, 4, 4]
+        assert len(set(batch.tolist())) == 12  # k distinct samples of a class that has k or more
+    everything = PKBatches(labels, p=3, k=4, seed=0).batches(epoch=0)
+    assert [b.tolist() for b in per_rank[0]] == [b.tolist() for b in everything[0:4:2]]
+    assert PKBatches(labels, 3, 4, seed=0).batches(1)[0].tolist() != everything[0].tolist()
+
+
+def test_masks_and_boxes_ride_along_in_the_batch():
+    images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    masks = torch.arange(4, dtype=torch.uint8).view(4, 1, 1).expand(4, 8, 8).contiguous()
+    seg = _loader(InMemoryDataset(images, masks, ["bg", "a", "b", "c"]), 2)
+    batch = next(iter(seg))
+    assert batch["target"].dtype == torch.long and batch["target"][:, 0, 0].tolist() == [0, 1]
+    boxes = [{"boxes": torch.tensor([[0.0, 0, 2, 2]] * (i + 1)), "labels": torch.zeros(i + 1, dtype=torch.long)}
+             for i in range(4)]
+    det = _loader(InMemoryDataset(images, boxes, ["a"]), 3)
+    first = next(iter(det))
+    assert [len(t["boxes"]) for t in first["target"]] == [1, 2, 3]  # ragged: one tensor per image

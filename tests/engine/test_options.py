@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import zrenie
-from zrenie.engine.trainer import resolve_amp
+from zrenie.engine.evaluate import resolve_amp
 from zrenie.tasks.classify.step import ClassifyStep, flip_tta_logits
 
 

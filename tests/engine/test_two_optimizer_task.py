@@ -31,12 +31,12 @@ from zrenie.tasks import Task, register_task
 NOISE = 8
 
 
-@MODELS.register("toygan_generator", tasks=("toygan",))
+@MODELS.register("toygan_generator", tags=("toygan",))
 def toygan_generator(pixels: int = 64) -> nn.Module:
     return nn.Sequential(nn.Linear(NOISE, 32), nn.ReLU(), nn.Linear(32, pixels))
 
 
-@MODELS.register("toygan_discriminator", tasks=("toygan",))
+@MODELS.register("toygan_discriminator", tags=("toygan",))
 def toygan_discriminator(pixels: int = 64) -> nn.Module:
     return nn.Sequential(nn.Linear(pixels, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
 
@@ -80,7 +80,7 @@ class ToyGanStep:
     def train_step(self, models: dict[str, nn.Module], batch, ctx: StepContext) -> dict:
         if self.kill_at == (ctx.epoch, ctx.batch):
             os.kill(os.getpid(), signal.SIGKILL)  # preemption without warning, mid-epoch
-        real = batch[0].flatten(1)  # (B, 64)
+        real = batch["image"].flatten(1)  # (B, 64)
         G, D = models["G"], models["D"]
         fake = G(torch.randn(len(real), NOISE, device=real.device))
         ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
@@ -96,7 +96,7 @@ class ToyGanStep:
         return {"logs": {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}}
 
     def eval_step(self, models: dict[str, nn.Module], batch) -> dict:
-        real = batch[0].flatten(1)
+        real = batch["image"].flatten(1)
         fake = models["G"](torch.randn(len(real), NOISE, device=real.device, generator=torch.Generator().manual_seed(0)))
         correct = (models["D"](real) > 0).sum() + (models["D"](fake) <= 0).sum()
         checksum = sum(p.double().sum() for m in models.values() for p in m.parameters())
@@ -310,7 +310,7 @@ def test_a_step_that_forgets_ctx_with_two_optimisers_is_an_error(tmp_path):
     from zrenie.errors import ConfigError
 
     original = ToyGanStep.train_step
-    ToyGanStep.train_step = lambda self, models, batch, ctx: {"loss": models["D"](batch[0].flatten(1)).mean()}
+    ToyGanStep.train_step = lambda self, models, batch, ctx: {"loss": models["D"](batch["image"].flatten(1)).mean()}
     try:
         with pytest.raises(ConfigError, match="must call ctx.backward"):
             zrenie.train("toygan", **{**BASE, "epochs": 1}, out=str(tmp_path / "bad"))

@@ -11,46 +11,79 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
 
 from zrenie.config import DataConfig
 from zrenie.errors import DataError
 from zrenie.imgproc.io import read_image
 
 
+TARGET_KINDS = ("class", "mask", "boxes")
+
+
 class InMemoryDataset(Dataset):
-    """Images held as one tensor.
+    """Images held as one tensor, with targets of one kind.
 
     Args:
-        images: Tensor[N, C, H, W] uint8.
-        targets: Tensor[N] int64 class indices.
+        images: Tensor[N, C, H, W] uint8, or Tensor[N, T, C, H, W] for video clips.
+        targets: what the task learns: class indices Tensor[N] ("class"), class maps Tensor[N, H, W]
+            ("mask"), or one dict per image `{"boxes": Tensor[k, 4] XYXY pixels, "labels": Tensor[k]}` ("boxes").
         classes: class names, index -> name.
+        labels: the class of each sample, Tensor[N], for samplers and class selection; None for class
+            targets (the targets are the labels) and for kinds without one class per image.
     """
 
-    def __init__(self, images: Tensor, targets: Tensor, classes: Sequence[str]):
-        if images.ndim != 4 or images.dtype != torch.uint8:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    def __init__(self, images: Tensor, targets: Tensor | list[dict], classes: Sequence[str],
+                 labels: Tensor | None = None):
+        if images.ndim not in (4, 5) or images.dtype != torch.uint8:
+            raise ValueError(f"images must be uint8 (N, C, H, W) or (N, T, C, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
         self.images = images
-        self.targets = targets.long()
+        if isinstance(targets, Tensor) and targets.ndim == 1:
+            self.target_kind, self.targets = "class", targets.long()
+        elif isinstance(targets, Tensor) and targets.ndim == 3:
+            self.target_kind, self.targets = "mask", targets
+        elif isinstance(targets, list):
+            self.target_kind, self.targets = "boxes", targets
+        else:
+            raise ValueError(f"targets must be classes (N,), masks (N, H, W) or a list of box dicts, "
+                             f"got {type(targets).__name__}")
+        self._labels = labels.long() if labels is not None else None
         self.classes = list(classes)
+
+    @property
+    def labels(self) -> Tensor | None:
+        """Tensor[N]: the class of each sample (the targets themselves for classification)."""
+        return self.targets if self.target_kind == "class" else self._labels
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return self.images[index].float().div_(255), int(self.targets[index])
+    def __getitem__(self, index: int) -> tuple[Tensor, Any]:
+        image = self.images[index].float().div_(255)
+        if self.target_kind == "class":
+            return image, int(self.targets[index])
+        if self.target_kind == "mask":
+            return image, tv_tensors.Mask(self.targets[index].long())
+        target = self.targets[index]
+        return image, {"boxes": tv_tensors.BoundingBoxes(target["boxes"], format="XYXY",
+                                                         canvas_size=tuple(image.shape[-2:])),
+                       "labels": target["labels"]}
 
     def subset(self, indices: Sequence[int] | Tensor) -> "InMemoryDataset":
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return InMemoryDataset(self.images[idx], self.targets[idx], self.classes)
+        targets = self.targets[idx] if isinstance(self.targets, Tensor) else [self.targets[i] for i in idx.tolist()]
+        labels = self._labels[idx] if self._labels is not None else None
+        return InMemoryDataset(self.images[idx], targets, self.classes, labels)
 
 
 class FileDataset(Dataset):
@@ -72,28 +105,30 @@ class FileDataset(Dataset):
         self.strict = strict
         self.channels = channels
 
+    target_kind = "class"
+
+    @property
+    def labels(self) -> Tensor:
+        """Tensor[N]: the class of each sample."""
+        return torch.tensor([t for _, t in self.samples], dtype=torch.long)
+
     @property
     def targets(self) -> Tensor:
-        return torch.tensor([t for _, t in self.samples], dtype=torch.long)
+        """Tensor[N]: the targets, which for a classification dataset are its labels."""
+        return self.labels
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        # A corrupt file is replaced by the next readable one, so an epoch never dies on it;
-        # the files were checked once when the dataset was opened (see `drop_unreadable`).
-        for offset in range(len(self.samples)):
-            path, target = self.samples[(index + offset) % len(self.samples)]
-            try:
-                image = read_image(path, channels=self.channels)
-            except DataError:
-                if self.strict:
-                    raise
-                continue
-            if self.transform is not None:
-                return self.transform(image), target
-            return image.float().div_(255), target
-        raise DataError("no readable image in the dataset")
+        # Unreadable files were dropped (counted, or refused with data.strict) when the dataset was opened;
+        # one that breaks afterwards is an error naming it: serving another image in its place would
+        # attach this index's prediction to the wrong file.
+        path, target = self.samples[index]
+        image = read_image(path, channels=self.channels)
+        if self.transform is not None:
+            return self.transform(image), target
+        return image.float().div_(255), target
 
     def subset(self, indices: Sequence[int] | Tensor) -> "FileDataset":
         idx = [int(i) for i in indices]
@@ -164,8 +199,9 @@ def stratified_split(targets: np.ndarray | Tensor, fractions: Sequence[float], s
 
 
 def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images `(N, C, H, W)`, in [0, 1] units."""
-    x = images.float().div_(255)
+    """Per-channel mean and std of uint8 images `(N, C, H, W)` or clips `(N, T, C, H, W)`, in [0, 1] units."""
+    x = images.flatten(0, 1) if images.ndim == 5 else images  # clips: every frame counts as an image
+    x = x.float().div_(255)
     return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
 
 
@@ -187,7 +223,10 @@ _RESIZE_CHUNK = 4096  # images resized at a time, bounding the float copy's memo
 
 
 def resize_uint8(images: Tensor, size: int) -> Tensor:
-    """Bilinear resize of uint8 images `(N, C, H, W)` to `(N, C, size, size)`, rounded back to uint8."""
+    """Bilinear resize of uint8 images `(N, C, H, W)` (or clips `(N, T, C, H, W)`) to side `size`, rounded to uint8."""
+    if images.ndim == 5:
+        n, t = images.shape[:2]
+        return resize_uint8(images.flatten(0, 1), size).unflatten(0, (n, t))
     out = torch.empty((*images.shape[:2], size, size), dtype=torch.uint8)
     for start in range(0, len(images), _RESIZE_CHUNK):
         chunk = images[start:start + _RESIZE_CHUNK].float().div_(255)
@@ -209,7 +248,7 @@ def in_memory_splits(train: InMemoryDataset, test: InMemoryDataset, cfg: DataCon
     if cfg.size and cfg.size != native:
         train = InMemoryDataset(resize_uint8(train.images, cfg.size), train.targets, train.classes)
         test = InMemoryDataset(resize_uint8(test.images, cfg.size), test.targets, test.classes)
-    val_idx, train_idx = stratified_split(train.targets.numpy(), [cfg.val_fraction], cfg.seed)
+    val_idx, train_idx = stratified_split(train.labels.numpy(), [cfg.val_fraction], cfg.seed)
     val, train = train.subset(val_idx), train.subset(train_idx)
     mean, std = channel_stats(train.images)
     return DatasetSplits(train=train, val=val, test=test, classes=list(train.classes),

@@ -10,11 +10,18 @@ import torch
 
 from zrenie.config import DataConfig, apply_overrides
 from zrenie.data.base import DatasetSplits, InMemoryDataset
-from zrenie.errors import ConfigError
+from zrenie.errors import ConfigError, DataError
 from zrenie.registry import DATASETS
 
-def open_splits(cfg: DataConfig) -> DatasetSplits:
-    splits = DATASETS.get(cfg.name)(cfg)
+def open_splits(cfg: DataConfig, target: str = "class") -> DatasetSplits:
+    """The splits of dataset `cfg.name` with targets of kind `target` ("class", "mask", "boxes"), which the
+    task chooses: `shapes` serves all three under one name; a dataset serves the kinds it is tagged with."""
+    builder = DATASETS.get(cfg.name)
+    kinds = DATASETS.tags(cfg.name) or {"class"}
+    if target not in kinds:
+        raise DataError(f"dataset {cfg.name!r} has {', '.join(sorted(kinds))} targets, not {target!r}; "
+                        f"datasets with {target} targets: {', '.join(list_datasets(target=target)) or 'none'}")
+    splits = builder(cfg) if target == "class" else builder(cfg, target=target)
     if cfg.subset_classes:
         splits = select_classes(splits, cfg.subset_classes)
     return splits
@@ -36,7 +43,9 @@ def select_classes(splits: DatasetSplits, keep: list) -> DatasetSplits:
         lookup[old] = new
 
     def subset(dataset):
-        new_targets = lookup[dataset.targets]
+        if dataset.target_kind != "class":
+            raise ConfigError("config key 'data.subset_classes' applies to class targets only")
+        new_targets = lookup[dataset.labels]
         kept = (new_targets >= 0).nonzero().flatten()
         out = dataset.subset(kept)
         if isinstance(out, InMemoryDataset):
@@ -49,8 +58,12 @@ def select_classes(splits: DatasetSplits, keep: list) -> DatasetSplits:
                                classes=names)
 
 
-def list_datasets(pattern: str = "*") -> list[str]:
-    return DATASETS.list(pattern)
+def list_datasets(pattern: str = "*", target: str | None = None) -> list[str]:
+    """Dataset names matching a glob; `target` keeps those that serve that kind ("class" is the default kind)."""
+    names = DATASETS.list(pattern)
+    if target is None:
+        return names
+    return [n for n in names if target in (DATASETS.tags(n) or {"class"})]
 
 
 def load_dataset(name: str, split: str = "train", **kwargs: Any):

@@ -1,19 +1,29 @@
-"""Loaders that yield batches already on the device and normalised.
+"""Loaders that yield batches already on the device.
+
+A batch is a dict:
+
+    "image"   Tensor[B, C, H, W] float (normalised with the dataset's mean/std unless the task normalises
+              inside its model), Tensor[B, T, C, H, W] for clips, or a list of Tensor[C, H_i, W_i]
+    "target"  class indices Tensor[B], class maps Tensor[B, H, W] long, or a list of
+              {"boxes": Tensor[k, 4] XYXY pixels, "labels": Tensor[k]}
+    "index"   Tensor[B]: each sample's index in its dataset, the key of per-sample results
+
+and per-sample keys kept on the CPU (`orig_size` ...). Which samples form a batch is a batch sampler's
+choice (`EpochBatches` by default, `PKBatches` for metric learning); both shard by rank under DDP,
+reshuffle per epoch from (seed, epoch) and let a run resumed mid-epoch skip the batches it has seen.
 
 In-memory datasets go through `TensorLoader` (the whole uint8 tensor moves to the device once and
-batches are augmented there); file datasets through a torch DataLoader with workers. Both shard
-by rank under DDP, reshuffle per epoch from (seed, epoch), and can skip the first batches of an
-epoch so that a run resumed mid-epoch sees the same batches it would have seen.
+batches are augmented there, masks and boxes with the images); file datasets through a torch
+DataLoader with workers and a collate function.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from zrenie.config import TrainConfig
 from zrenie.data.base import DatasetSplits, InMemoryDataset
@@ -29,10 +39,10 @@ def epoch_order(n: int, shuffle: bool, seed: int, epoch: int, weights: Tensor | 
     return torch.randperm(n, generator=g)
 
 
-def balanced_sample_weights(targets: Tensor) -> Tensor:
+def balanced_sample_weights(labels: Tensor) -> Tensor:
     """Per-sample weight 1 / count(class): every class is drawn equally often on average."""
-    counts = torch.bincount(targets).double()
-    return (1.0 / counts[targets]).double()
+    counts = torch.bincount(labels).double()
+    return (1.0 / counts[labels]).double()
 
 
 def shard(order: Tensor, rank: int, world: int, drop_last: bool, batch_size: int) -> Tensor:
@@ -48,98 +58,6 @@ def shard(order: Tensor, rank: int, world: int, drop_last: bool, batch_size: int
     return order[rank::world]
 
 
-class Normalize:
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device):
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-
-    def __call__(self, images: Tensor) -> Tensor:
-        return (images - self.mean) / self.std
-
-
-class TensorLoader:
-    """Batches of an `InMemoryDataset` on the device: `(images (B, C, H, W) float, targets (B,))`."""
-
-    def __init__(self, dataset: InMemoryDataset, batch_size: int, device: torch.device, normalize: Normalize,
-                 shuffle: bool = False, drop_last: bool = False, augment: Callable | None = None, seed: int = 0,
-                 rank: int = 0, world: int = 1, channels_last: bool = False):
-        self.images = dataset.images.to(device)
-        self.targets = dataset.targets.to(device)
-        self.batch_size, self.device, self.normalize = batch_size, device, normalize
-        self.shuffle, self.drop_last, self.augment, self.seed = shuffle, drop_last, augment, seed
-        self.rank, self.world = rank, world
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.epoch, self._skip = 0, 0
-        self.sample_weights: Tensor | None = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def skip(self, batches: int) -> None:
-        self._skip = batches
-
-    def _indices(self) -> Tensor:
-        order = epoch_order(len(self.images), self.shuffle, self.seed, self.epoch, self.sample_weights)
-        return shard(order, self.rank, self.world, self.drop_last, self.batch_size)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self._indices()) / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        indices = self._indices().to(self.device)
-        start, self._skip = self._skip, 0
-        for b in range(start, len(self)):
-            idx = indices[b * self.batch_size:(b + 1) * self.batch_size]
-            x = self.images[idx].float().div_(255)  # (B, C, H, W)
-            if self.augment is not None:
-                g = torch.Generator(device=self.device)
-                g.manual_seed(((self.seed * 1_000_003 + self.epoch) * 100_003 + b) * 8 + self.rank)
-                x = self.augment(x, g)
-            x = self.normalize(x).contiguous(memory_format=self.memory_format)
-            yield x, self.targets[idx]
-
-
-class _EpochSampler(Sampler[int]):
-    def __init__(self, loader: "FileLoader"):
-        self.loader = loader
-
-    def __iter__(self) -> Iterator[int]:
-        ids = self.loader._indices()[self.loader._start * self.loader.batch_size:]
-        return iter(ids.tolist())
-
-    def __len__(self) -> int:
-        return len(self.loader._indices())
-
-
-class FileLoader(TensorLoader):
-    """Batches of a file dataset through DataLoader workers, moved to the device and normalised."""
-
-    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, normalize: Normalize,
-                 shuffle: bool = False, drop_last: bool = False, seed: int = 0, rank: int = 0, world: int = 1,
-                 workers: int = 2, channels_last: bool = False):
-        self.dataset = dataset
-        self.batch_size, self.device, self.normalize = batch_size, device, normalize
-        self.shuffle, self.drop_last, self.seed, self.rank, self.world = shuffle, drop_last, seed, rank, world
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.epoch, self._skip, self._start = 0, 0, 0
-        self.workers = workers
-        self.sample_weights: Tensor | None = None
-
-    def _indices(self) -> Tensor:
-        order = epoch_order(len(self.dataset), self.shuffle, self.seed, self.epoch, self.sample_weights)
-        return shard(order, self.rank, self.world, self.drop_last, self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        self._start, self._skip = self._skip, 0
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 8 + self.rank)
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=_EpochSampler(self), generator=g,
-                            num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False)
-        for x, y in loader:
-            x = x.to(self.device, non_blocking=True)
-            yield self.normalize(x).contiguous(memory_format=self.memory_format), y.to(self.device)
-
-
 def process_rank() -> tuple[int, int]:
     """(rank, world size) of this process in the default process group; (0, 1) outside torchrun."""
     import torch.distributed as tdist
@@ -149,25 +67,224 @@ def process_rank() -> tuple[int, int]:
     return 0, 1
 
 
-def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
-                 train: bool) -> TensorLoader:
-    """The loader for one split: augmented, shuffled and sharded by rank when `train`."""
+class EpochBatches:
+    """The default batch sampler: the epoch's order (a permutation, or weighted draws with `weights`),
+    this rank's share of the samples, cut into batches of `batch_size`."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int, rank: int = 0,
+                 world: int = 1, weights: Tensor | None = None):
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world, self.weights = seed, rank, world, weights
+
+    def batches(self, epoch: int) -> list[Tensor]:
+        order = epoch_order(self.n, self.shuffle, self.seed, epoch, self.weights)
+        return list(shard(order, self.rank, self.world, self.drop_last, self.batch_size).split(self.batch_size))
+
+
+class PKBatches:
+    """P classes x K samples per batch, the batches of metric learning (Hermans et al. 2017).
+
+    Each batch draws `p` classes at random and `k` samples of each (without replacement when the class
+    has k, else with). The epoch's batches are made once from (seed, epoch) and sharded by whole batches
+    under DDP, so every process trains on complete P x K batches and all take the same number of steps.
+
+    Args:
+        labels: Tensor[N] class of each sample.
+    """
+
+    def __init__(self, labels: Tensor, p: int, k: int, seed: int, rank: int = 0, world: int = 1):
+        self.by_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
+        if p > len(self.by_class):
+            from zrenie.errors import ConfigError
+
+            raise ConfigError(f"P x K batches need p <= the number of classes ({len(self.by_class)}), got p={p}")
+        self.p, self.k, self.n, self.seed, self.rank, self.world = p, k, len(labels), seed, rank, world
+
+    def batches(self, epoch: int) -> list[Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        out = []
+        for _ in range(max(1, self.n // (self.p * self.k))):
+            chosen = torch.randperm(len(self.by_class), generator=g)[:self.p]
+            parts = []
+            for c in chosen.tolist():
+                members = self.by_class[c]
+                if len(members) >= self.k:
+                    pick = torch.randperm(len(members), generator=g)[:self.k]
+                else:
+                    pick = torch.randint(len(members), (self.k,), generator=g)
+                parts.append(members[pick])
+            out.append(torch.cat(parts))
+        per_rank = len(out) // self.world
+        return out[self.rank::self.world][:per_rank]
+
+
+class Normalize:
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device):
+        self.mean = torch.tensor(mean, device=device).view(-1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(-1, 1, 1)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        """images: Tensor[..., C, H, W] (an image, a batch or clips) in [0, 1]."""
+        return (images - self.mean) / self.std
+
+
+def memory_format_of(images: Tensor, channels_last: bool) -> torch.memory_format:
+    """channels_last for 4-D batches, channels_last_3d for 5-D clips (NDHWC after a (B, C, T, H, W) view)."""
+    if not channels_last:
+        return torch.contiguous_format
+    return torch.channels_last if images.ndim == 4 else torch.contiguous_format
+
+
+def _to_device(target: Any, device: torch.device) -> Any:
+    if isinstance(target, Tensor):
+        return target.to(device, non_blocking=True)
+    if isinstance(target, dict):
+        return {k: _to_device(v, device) for k, v in target.items()}
+    if isinstance(target, list):
+        return [_to_device(t, device) for t in target]
+    return target
+
+
+class TensorLoader:
+    """Batches of an `InMemoryDataset` on the device (see the module docstring for the batch)."""
+
+    def __init__(self, dataset: InMemoryDataset, device: torch.device, normalize: Normalize | None,
+                 sampler: EpochBatches | PKBatches, augment: Callable | None = None, seed: int = 0,
+                 channels_last: bool = False):
+        self.images = dataset.images.to(device)
+        self.kind = dataset.target_kind
+        self.targets = _to_device(dataset.targets, device)
+        self.device, self.normalize, self.sampler, self.augment = device, normalize, sampler, augment
+        self.seed, self.channels_last = seed, channels_last
+        self.epoch, self._skip = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def skip(self, batches: int) -> None:
+        self._skip = batches
+
+    def __len__(self) -> int:
+        return len(self.sampler.batches(self.epoch))
+
+    def _augment(self, x: Tensor, target: Any, g: torch.Generator) -> tuple[Tensor, Any]:
+        if self.kind == "class":
+            return self.augment(x, g), target
+        if self.kind == "mask":
+            x, masks, _ = self.augment.joint(x, g, masks=target)
+            return x, masks
+        x, _, boxes = self.augment.joint(x, g, boxes=[t["boxes"] for t in target])
+        return x, [{"boxes": b, "labels": t["labels"][keep]} for (b, keep), t in zip(boxes, target)]
+
+    def __iter__(self) -> Iterator[dict]:
+        batches = self.sampler.batches(self.epoch)
+        start, self._skip = self._skip, 0
+        rank = getattr(self.sampler, "rank", 0)
+        for b in range(start, len(batches)):
+            idx = batches[b].to(self.device)
+            x = self.images[idx].float().div_(255)  # (B, C, H, W) or (B, T, C, H, W)
+            if self.kind == "boxes":
+                target = [self.targets[i] for i in batches[b].tolist()]  # CPU indices: no device sync
+            else:
+                target = self.targets[idx].long() if self.kind == "mask" else self.targets[idx]
+            if self.augment is not None:
+                g = torch.Generator(device=self.device)
+                g.manual_seed(((self.seed * 1_000_003 + self.epoch) * 100_003 + b) * 8 + rank)
+                x, target = self._augment(x, target, g)
+            if self.normalize is not None:
+                x = self.normalize(x)
+            x = x.contiguous(memory_format=memory_format_of(x, self.channels_last))
+            yield {"image": x, "target": target, "index": idx}
+
+
+class _Indexed(Dataset):
+    """Adds the sample index to each (image, target) sample."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor, Any]:
+        image, target = self.dataset[index]
+        return index, image, target
+
+
+def collate(samples: list[tuple[int, Tensor, Any]]) -> dict:
+    """(index, image, target) samples -> a batch dict: images stacked when they share a size (else a list),
+    class targets as a tensor, masks stacked, box dicts kept as a list."""
+    indices, images, targets = zip(*samples)
+    same_size = all(im.shape == images[0].shape for im in images)
+    first = targets[0]
+    if isinstance(first, int):
+        target: Any = torch.tensor(targets, dtype=torch.long)
+    elif isinstance(first, Tensor) and same_size:
+        target = torch.stack([t.as_subclass(Tensor).long() for t in targets])
+    else:
+        target = list(targets)
+    return {"image": torch.stack(images) if same_size else list(images), "target": target,
+            "index": torch.tensor(indices, dtype=torch.long),
+            "orig_size": torch.tensor([tuple(im.shape[-2:]) for im in images])}
+
+
+class FileLoader(TensorLoader):
+    """Batches of a file dataset through DataLoader workers, moved to the device and normalised."""
+
+    def __init__(self, dataset: Dataset, device: torch.device, normalize: Normalize | None,
+                 sampler: EpochBatches | PKBatches, seed: int = 0, workers: int = 2, channels_last: bool = False,
+                 collate_fn: Callable[[list], dict] = collate):
+        self.dataset, self.device, self.normalize, self.sampler = dataset, device, normalize, sampler
+        self.seed, self.workers, self.channels_last, self.collate_fn = seed, workers, channels_last, collate_fn
+        self.epoch, self._skip = 0, 0
+
+    def __iter__(self) -> Iterator[dict]:
+        start, self._skip = self._skip, 0
+        rank = getattr(self.sampler, "rank", 0)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 8 + rank)
+        batches = [b.tolist() for b in self.sampler.batches(self.epoch)[start:]]
+        loader = DataLoader(_Indexed(self.dataset), batch_sampler=batches, collate_fn=self.collate_fn,
+                            generator=g, num_workers=self.workers, pin_memory=self.device.type == "cuda",
+                            persistent_workers=False)
+        for batch in loader:
+            batch["image"] = _to_device(batch["image"], self.device)
+            if self.normalize is not None:
+                images = batch["image"]
+                batch["image"] = [self.normalize(im) for im in images] if isinstance(images, list) else \
+                    self.normalize(images).contiguous(memory_format=memory_format_of(images, self.channels_last))
+            batch["target"] = _to_device(batch["target"], self.device)
+            batch["index"] = batch["index"].to(self.device)
+            yield batch
+
+
+def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, device: torch.device, train: bool,
+                 normalize: bool = True, collate_fn: Callable[[list], dict] = collate,
+                 sampler: EpochBatches | PKBatches | None = None) -> TensorLoader:
+    """The loader for one split: augmented, shuffled and sharded by rank when `train`.
+
+    Args:
+        normalize: subtract the dataset mean and divide by its std (False for models that normalise
+            inside, as torchvision's detectors do).
+        collate_fn: how file samples become a batch (the default handles classes, masks and boxes).
+        sampler: the batch sampler; by default `EpochBatches` (weighted with `data.sampler=balanced`).
+    """
     from zrenie.data.batch_aug import BatchAugment
 
-    normalize = Normalize(splits.mean, splits.std, device)
+    norm = Normalize(splits.mean, splits.std, device) if normalize else None
     rank, world = process_rank()
-    common = dict(batch_size=cfg.data.batch_size, device=device, normalize=normalize, shuffle=train,
-                  drop_last=train, seed=cfg.seed, rank=rank, world=world,
-                  channels_last=cfg.channels_last)
+    if sampler is None:
+        weights = None
+        if train and cfg.data.sampler == "balanced":
+            weights = balanced_sample_weights(dataset.labels)
+        sampler = EpochBatches(len(dataset), cfg.data.batch_size, shuffle=train, drop_last=train, seed=cfg.seed,
+                               rank=rank, world=world, weights=weights)
+    kind = getattr(dataset, "target_kind", "class")
     if isinstance(dataset, InMemoryDataset):
         augment = BatchAugment(cfg.data.augment, splits.image_size, splits.hflip) if train else None
-        loader: TensorLoader = TensorLoader(dataset, augment=augment, **common)
-    else:
-        from zrenie.data.transforms import eval_transform, train_transform
+        return TensorLoader(dataset, device, norm, sampler, augment, cfg.seed, cfg.channels_last)
+    from zrenie.data.transforms import eval_transform, train_transform
 
-        dataset.transform = (train_transform(splits.image_size, cfg.data.augment, splits.hflip) if train
-                             else eval_transform(splits.image_size))
-        loader = FileLoader(dataset, workers=cfg.data.workers, **common)
-    if train and cfg.data.sampler == "balanced":
-        loader.sample_weights = balanced_sample_weights(dataset.targets)
-    return loader
+    options = {} if kind == "class" else {"target": kind}
+    dataset.transform = (train_transform(splits.image_size, cfg.data.augment, splits.hflip, **options) if train
+                         else eval_transform(splits.image_size, **options))
+    return FileLoader(dataset, device, norm, sampler, cfg.seed, cfg.data.workers, cfg.channels_last, collate_fn)

@@ -64,6 +64,15 @@ def all_reduce_sum(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
+def gather_objects(obj) -> list:
+    """Every process's value of a picklable object (lists of unequal lengths included), in rank order."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def broadcast_object(obj):
     """Rank 0's value of a picklable object, on every rank."""
     if not is_distributed():

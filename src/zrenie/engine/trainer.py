@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -25,6 +25,7 @@ from torch import nn
 from zrenie.config import TrainConfig, to_dict
 from zrenie.engine import distributed as dist
 from zrenie.engine.ema import ModelEma
+from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
 from zrenie.engine.logging import EpochProgress, RunLogger, Throughput, console
 from zrenie.engine.rng import get_rng_state, set_rng_state
 from zrenie.engine.step_context import OptimizerSlot, StepContext
@@ -54,23 +55,12 @@ class TrainingInterrupted(ZrenieError):
     """Ctrl-C: a checkpoint was saved and the run can be resumed."""
 
 
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 where the device supports it, else fp16 on CUDA; none on CPU by default."""
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16" or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
 def batch_inputs(batch: Any) -> Any:
-    """The images of a batch: the first element of a tuple, or the "image" entry of a dict."""
+    """The images of a batch: its "image" entry (a tuple's first element for hand-made batches)."""
+    if isinstance(batch, dict):
+        return batch["image"]
     if isinstance(batch, (tuple, list)):
         return batch[0]
-    if isinstance(batch, dict):
-        return batch.get("image", next(iter(batch.values())))
     return batch
 
 
@@ -82,6 +72,19 @@ def sync_device(device: torch.device) -> None:
     """Waits for queued device work, so that a wall-clock reading covers it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """channels_last for 4-D weights (Conv2d) and channels_last_3d for 5-D ones (Conv3d), in place.
+
+    `Module.to(memory_format=torch.channels_last)` refuses a model with Conv3d weights, so each tensor
+    gets the format of its rank.
+    """
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.ndim in formats:
+            tensor.data = tensor.data.contiguous(memory_format=formats[tensor.ndim])
+    return model
 
 
 class Trainer:
@@ -150,7 +153,7 @@ class Trainer:
 
     def _wrap(self, model: nn.Module, trained: bool) -> nn.Module:
         if self.cfg.channels_last:
-            model.to(memory_format=torch.channels_last)
+            to_channels_last(model)
         if dist.is_distributed() and trained:
             if self.cfg.sync_bn:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -167,9 +170,7 @@ class Trainer:
         return {name: self.emas[name].shadow if name in self.emas else m for name, m in self.models.items()}
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast_factory(self.device, self.amp_dtype)()
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -234,7 +235,9 @@ class Trainer:
             started = time.perf_counter()
             try:
                 train_logs = self.train_epoch()
-                metrics = {f"val/{k}": v for k, v in self.evaluate(self.val_loader).items()}
+                metrics = {}
+                if self._evaluates_now():
+                    metrics = {f"val/{k}": v for k, v in self.evaluate(self.val_loader).items()}
             except KeyboardInterrupt:
                 self.progress.stop()
                 self.save("last.pt")
@@ -245,13 +248,17 @@ class Trainer:
                 self._raise_interrupted()
         return metrics
 
+    def _evaluates_now(self) -> bool:
+        """Validation every `eval_every` epochs and always after the last one."""
+        return (self.epoch + 1) % max(1, self.cfg.eval_every) == 0 or self.epoch + 1 == self.cfg.epochs
+
     def _end_epoch(self, train_logs: dict[str, float], metrics: dict[str, float], seconds: float) -> None:
         self.epoch, self.batch, self.partial, self._snapshot = self.epoch + 1, 0, {}, None
         first = next(iter(self.slots.values()), None)
         lr = first.optimizer.param_groups[0]["lr"] if first is not None else 0.0
         row = {"epoch": self.epoch, "lr": lr, "time": seconds, **train_logs, **metrics}
-        improved = self._is_improvement(metrics.get(self.cfg.monitor))
-        if improved and self.cfg.monitor != "none":
+        improved = self._is_improvement(metrics.get(self.cfg.monitor)) if metrics else self.best is None
+        if improved and self.cfg.monitor != "none" and metrics:
             self.best = metrics[self.cfg.monitor]
         self.save("last.pt")
         if improved:
@@ -355,23 +362,11 @@ class Trainer:
             if len(self.models) == 1:
                 self.logger.log_graph(next(iter(self.models.values())), inputs)
 
-    @torch.no_grad()
-    def evaluate(self, loader: Iterable, models: dict[str, nn.Module] | None = None) -> dict[str, float]:
-        """Runs `eval_step` over a loader (each process its own shard) and reduces the metric."""
-        models = models or self.eval_models
-        modes = {name: m.training for name, m in models.items()}
-        for m in models.values():
-            m.eval()
-            dist.broadcast_buffers(m)
-        metric = self.step.new_metric()
-        for batch in loader:
-            with self.autocast():
-                out = self.step.eval_step(models, batch)
-            metric.update(out, batch)
-        dist.all_reduce_sum(metric.state)
-        for name, m in models.items():
-            m.train(modes[name])
-        return metric.compute()
+    def evaluate(self, loaders: Iterable | dict[str, Iterable],
+                 models: dict[str, nn.Module] | None = None) -> dict[str, float]:
+        """The engine's evaluation loop (every process its shard) with the step's metric and the run's autocast."""
+        return evaluate(models or self.eval_models, self.step, loaders, self.step.new_metric(),
+                        autocast_factory(self.device, self.amp_dtype))
 
     def _print_epoch(self, row: dict[str, Any]) -> None:
         if not self.main:

@@ -409,15 +409,27 @@ def shape_classification_images(num_samples: int, image_size: int, num_classes: 
     return torch.from_numpy(images), torch.from_numpy(targets.astype(np.int64))
 
 
-@DATASETS.register("shapes")
-def shapes(cfg: DataConfig) -> DatasetSplits:
-    """One shape per image; the class is the outline, never the colour or the background.
+DEFAULT_SCENE_SIZE = 64
+DEFAULT_NUM_SCENES = 1000
 
+
+@DATASETS.register("shapes", tags=("class", "mask", "boxes"))
+def shapes(cfg: DataConfig, target: str = "class") -> DatasetSplits:
+    """One shape per image for classification; scenes of several shapes for masks and boxes.
+
+    Classification (`target="class"`): the class is the outline, never the colour or the background.
     `data.num_classes` (default 8, at most 12) picks the first kinds of `SHAPE_KINDS`; `data.size`
     is the image side (default 32); `data.num_samples` the images in all splits (default 3000).
     The stratified split holds 15% test and `data.val_fraction` val (0.1 by default, so 75/10/15;
     `data.val_fraction=0.15` gives 70/15/15), seeded by `data.seed`, which also seeds the images.
+
+    Segmentation (`target="mask"`) and detection (`target="boxes"`): `shape_scenes` of up to 4 objects,
+    side `data.size` (default 64), `data.num_samples` scenes (default 1000), split at random in the same
+    proportions. Masks are class maps with 0 the background and k + 1 shape kind k (classes start with
+    "background"); boxes are XYXY pixel edges with one label per object.
     """
+    if target != "class":
+        return _scene_splits(cfg, target)
     num_classes = DEFAULT_NUM_CLASSES if cfg.num_classes is None else cfg.num_classes
     size = DEFAULT_SIZE if cfg.size is None else cfg.size
     num_samples = DEFAULT_NUM_SAMPLES if cfg.num_samples is None else cfg.num_samples
@@ -429,6 +441,32 @@ def shapes(cfg: DataConfig) -> DatasetSplits:
     images, targets = shape_classification_images(num_samples, size, num_classes, cfg.seed)
     classes = list(SHAPE_KINDS[:num_classes])
     test_idx, val_idx, train_idx = stratified_split(targets.numpy(), [TEST_FRACTION, cfg.val_fraction], cfg.seed)
+    full = InMemoryDataset(images, targets, classes)
+    train = full.subset(train_idx)
+    mean, std = channel_stats(train.images)
+    return DatasetSplits(train=train, val=full.subset(val_idx), test=full.subset(test_idx), classes=classes,
+                         in_channels=3, image_size=size, mean=mean, std=std, hflip=True)
+
+
+def _scene_splits(cfg: DataConfig, target: str) -> DatasetSplits:
+    num_classes = DEFAULT_NUM_CLASSES if cfg.num_classes is None else cfg.num_classes
+    size = DEFAULT_SCENE_SIZE if cfg.size is None else cfg.size
+    num_samples = DEFAULT_NUM_SCENES if cfg.num_samples is None else cfg.num_samples
+    if size < MIN_SIZE:
+        raise ConfigError(f"config key 'data.size': shapes needs images of at least {MIN_SIZE} pixels, got {size}")
+    scenes = shape_scenes(num_samples, size, num_classes, seed=cfg.seed)
+    images = torch.from_numpy(np.stack([scene.image for scene in scenes]))
+    kinds = list(SHAPE_KINDS[:num_classes])
+    if target == "mask":
+        targets = torch.from_numpy(np.stack([scene.semantic for scene in scenes])).to(torch.uint8)
+        classes = ["background", *kinds]
+    else:
+        targets = [{"boxes": torch.from_numpy(scene.boxes).float(), "labels": torch.from_numpy(scene.labels)}
+                   for scene in scenes]
+        classes = kinds
+    # Scenes hold several classes, so the split is at random (one stratum), seeded like the images.
+    test_idx, val_idx, train_idx = stratified_split(np.zeros(num_samples), [TEST_FRACTION, cfg.val_fraction],
+                                                    cfg.seed)
     full = InMemoryDataset(images, targets, classes)
     train = full.subset(train_idx)
     mean, std = channel_stats(train.images)

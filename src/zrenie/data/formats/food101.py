@@ -64,7 +64,7 @@ def listed_splits(name: str, listed: dict[str, list[tuple[str, int]]], classes: 
         return FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3)
 
     pool = dataset(listed["train"])
-    val_idx, train_idx = stratified_split(pool.targets.numpy(), [cfg.val_fraction], cfg.seed)
+    val_idx, train_idx = stratified_split(pool.labels.numpy(), [cfg.val_fraction], cfg.seed)
     return DatasetSplits(train=pool.subset(train_idx), val=pool.subset(val_idx), test=dataset(listed["test"]),
                          classes=classes, in_channels=3, image_size=cfg.size or DEFAULT_SIZE,
                          mean=IMAGENET_MEAN, std=IMAGENET_STD, hflip=True)

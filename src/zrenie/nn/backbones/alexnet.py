@@ -79,7 +79,7 @@ class AlexNet(FlatConvNet):
         )
 
 
-@MODELS.register("alexnet", tasks=("classify",))
+@MODELS.register("alexnet", tags=("classify",))
 def alexnet(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
             dropout: float | None = None, **kwargs) -> AlexNet:
     """AlexNet with torchvision's state_dict keys; 61,100,840 parameters with 1000 classes."""

@@ -262,7 +262,7 @@ class GoogLeNet(nn.Module):
         return GoogLeNetOutputs(logits, aux["aux2"], aux["aux1"]) if with_aux else logits
 
 
-@MODELS.register("googlenet", tasks=("classify",))
+@MODELS.register("googlenet", tags=("classify",))
 def googlenet(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
               dropout: float | None = None, **kwargs) -> GoogLeNet:
     """GoogLeNet (Inception v1); torchvision's keys and its 13,004,888 parameters (with auxiliary

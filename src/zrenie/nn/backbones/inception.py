@@ -269,7 +269,7 @@ class Inception3(nn.Module):
         return InceptionOutputs(logits, aux) if with_aux else logits
 
 
-@MODELS.register("inception_v3", tasks=("classify",))
+@MODELS.register("inception_v3", tags=("classify",))
 def inception_v3(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
                  dropout: float | None = None, **kwargs) -> Inception3:
     """Inception-v3; torchvision's keys and its 27,161,264 parameters (with the auxiliary head,

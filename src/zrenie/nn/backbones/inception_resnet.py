@@ -182,7 +182,7 @@ class InceptionResNetV2(nn.Module):
         return self.classif(self.head_drop(self.global_pool(x).flatten(1)))
 
 
-@MODELS.register("inception_resnet_v2", tasks=("classify",))
+@MODELS.register("inception_resnet_v2", tags=("classify",))
 def inception_resnet_v2(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
                         dropout: float | None = None, **kwargs) -> InceptionResNetV2:
     """Inception-ResNet-v2; timm's keys and 55,843,464 parameters with 1000 classes.

@@ -154,7 +154,7 @@ def init_mobilenet_weights(model: MobileNetV2, zero_init_residual: bool = False)
                 nn.init.zeros_(m.conv[-1].weight)
 
 
-@MODELS.register("mobilenet_v2", tasks=("classify",))
+@MODELS.register("mobilenet_v2", tags=("classify",))
 def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
                  dropout: float | None = None, **kwargs) -> MobileNetV2:
     """MobileNetV2; 3,504,872 parameters with 1000 classes at width_mult=1.

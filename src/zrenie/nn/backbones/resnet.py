@@ -196,35 +196,35 @@ def _resnet(name: str, num_classes: int, in_channels: int, small_input: bool, dr
     return ResNet(block, layers, num_classes, in_channels, small_input, dropout, name=name, **kwargs)
 
 
-@MODELS.register("resnet18", tasks=("classify",))
+@MODELS.register("resnet18", tags=("classify",))
 def resnet18(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
              dropout: float | None = None, **kwargs) -> ResNet:
     """ResNet-18: basic blocks (2, 2, 2, 2); 11,689,512 parameters with 1000 classes. kwargs: `zero_init_residual`."""
     return _resnet("resnet18", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("resnet34", tasks=("classify",))
+@MODELS.register("resnet34", tags=("classify",))
 def resnet34(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
              dropout: float | None = None, **kwargs) -> ResNet:
     """ResNet-34: basic blocks (3, 4, 6, 3); 21,797,672 parameters with 1000 classes."""
     return _resnet("resnet34", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("resnet50", tasks=("classify",))
+@MODELS.register("resnet50", tags=("classify",))
 def resnet50(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
              dropout: float | None = None, **kwargs) -> ResNet:
     """ResNet-50: bottleneck blocks (3, 4, 6, 3); 25,557,032 parameters with 1000 classes."""
     return _resnet("resnet50", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("resnet101", tasks=("classify",))
+@MODELS.register("resnet101", tags=("classify",))
 def resnet101(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
               dropout: float | None = None, **kwargs) -> ResNet:
     """ResNet-101: bottleneck blocks (3, 4, 23, 3); 44,549,160 parameters with 1000 classes."""
     return _resnet("resnet101", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("resnet152", tasks=("classify",))
+@MODELS.register("resnet152", tags=("classify",))
 def resnet152(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
               dropout: float | None = None, **kwargs) -> ResNet:
     """ResNet-152: bottleneck blocks (3, 8, 36, 3); 60,192,808 parameters with 1000 classes."""

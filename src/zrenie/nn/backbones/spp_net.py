@@ -108,7 +108,7 @@ class SPPNet(FlatConvNet):
         return self.spp(x)
 
 
-@MODELS.register("spp_net", tasks=("classify",))
+@MODELS.register("spp_net", tags=("classify",))
 def spp_net(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
             dropout: float | None = None, **kwargs) -> SPPNet:
     """SPP-net on the ZF-5 trunk; 77,037,672 parameters with 1000 classes and levels (1, 2, 3, 6)."""

@@ -105,56 +105,56 @@ def _vgg(name: str, num_classes: int, in_channels: int, small_input: bool, dropo
                0.5 if dropout is None else dropout, name=name, **kwargs)
 
 
-@MODELS.register("vgg11", tasks=("classify",))
+@MODELS.register("vgg11", tags=("classify",))
 def vgg11(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
           dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration A (11 weight layers); 132,863,336 parameters with 1000 classes."""
     return _vgg("vgg11", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("vgg11_bn", tasks=("classify",))
+@MODELS.register("vgg11_bn", tags=("classify",))
 def vgg11_bn(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
              dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration A with batchnorm; 132,868,840 parameters with 1000 classes."""
     return _vgg("vgg11_bn", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("vgg13", tasks=("classify",))
+@MODELS.register("vgg13", tags=("classify",))
 def vgg13(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
           dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration B (13 weight layers); 133,047,848 parameters with 1000 classes."""
     return _vgg("vgg13", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("vgg13_bn", tasks=("classify",))
+@MODELS.register("vgg13_bn", tags=("classify",))
 def vgg13_bn(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
              dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration B with batchnorm; 133,053,736 parameters with 1000 classes."""
     return _vgg("vgg13_bn", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("vgg16", tasks=("classify",))
+@MODELS.register("vgg16", tags=("classify",))
 def vgg16(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
           dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration D (16 weight layers); 138,357,544 parameters with 1000 classes."""
     return _vgg("vgg16", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("vgg16_bn", tasks=("classify",))
+@MODELS.register("vgg16_bn", tags=("classify",))
 def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
              dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration D with batchnorm; 138,365,992 parameters with 1000 classes."""
     return _vgg("vgg16_bn", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("vgg19", tasks=("classify",))
+@MODELS.register("vgg19", tags=("classify",))
 def vgg19(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
           dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration E (19 weight layers); 143,667,240 parameters with 1000 classes."""
     return _vgg("vgg19", num_classes, in_channels, small_input, dropout, **kwargs)
 
 
-@MODELS.register("vgg19_bn", tasks=("classify",))
+@MODELS.register("vgg19_bn", tags=("classify",))
 def vgg19_bn(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
              dropout: float | None = None, **kwargs) -> VGG:
     """VGG configuration E with batchnorm; 143,678,248 parameters with 1000 classes."""

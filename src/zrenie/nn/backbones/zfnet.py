@@ -120,7 +120,7 @@ class ZFNet(FlatConvNet):
         self.classifier = fc_classifier(256 * 6 * 6, num_classes, dropout)
 
 
-@MODELS.register("zfnet", tasks=("classify",))
+@MODELS.register("zfnet", tags=("classify",))
 def zfnet(num_classes: int = 1000, in_channels: int = 3, small_input: bool = False,
           dropout: float | None = None, **kwargs) -> ZFNet:
     """ZFNet (Zeiler & Fergus 2013); 62,357,608 parameters with 1000 classes and `norm="lrn"`."""

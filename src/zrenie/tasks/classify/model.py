@@ -98,13 +98,13 @@ def _drop_none(**kwargs) -> dict:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-@MODELS.register("simple_cnn", tasks=("classify",))
+@MODELS.register("simple_cnn", tags=("classify",))
 def simple_cnn(num_classes: int = 10, in_channels: int = 3, width: int | None = None,
                dropout: float | None = None, batchnorm: bool | None = None) -> SimpleCNN:
     return SimpleCNN(num_classes, in_channels, **_drop_none(width=width, dropout=dropout, batchnorm=batchnorm))
 
 
-@MODELS.register("resnet_cifar", tasks=("classify",))
+@MODELS.register("resnet_cifar", tags=("classify",))
 def resnet_cifar(num_classes: int = 10, in_channels: int = 3, depth: int = 20, width: int | None = None,
                  dropout: float | None = None) -> ResNetCifar:
     return ResNetCifar(num_classes, in_channels, depth, **_drop_none(width=width, dropout=dropout))

@@ -12,15 +12,17 @@ from zrenie.report.result import Result
 
 
 def prepare_image(image: Tensor, meta: dict) -> Tensor:
-    """Converts channels (RGB <-> gray, BT.601 weights) and resizes to the model's square input.
+    """Converts channels (RGB <-> gray, BT.601 luma as imgproc computes it) and resizes to the model's input.
 
     Args:
         image: Tensor[C, H, W] float in [0, 1], C in {1, 3, 4}.
     """
+    from zrenie.imgproc.color import rgb_to_grayscale
+
     if image.shape[0] == 4:
         image = image[:3]
     if meta["in_channels"] == 1 and image.shape[0] == 3:
-        image = (image * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+        image = rgb_to_grayscale(image[None], "bt601")[0]
     elif meta["in_channels"] == 3 and image.shape[0] == 1:
         image = image.expand(3, -1, -1)
     size = meta["image_size"]

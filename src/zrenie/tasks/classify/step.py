@@ -81,7 +81,7 @@ def mix_batch(images: Tensor, targets: Tensor, num_classes: int, mixup: float, c
 
 
 class ClassifyStep:
-    """`train_step` / `eval_step` for `(images (B, C, H, W), targets (B,))` batches.
+    """`train_step` / `eval_step` for batches `{"image": (B, C, H, W), "target": (B,), ...}`.
 
     Args:
         label_smoothing: as in `F.cross_entropy`.
@@ -104,10 +104,10 @@ class ClassifyStep:
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
         return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=self.label_smoothing)
 
-    def train_step(self, models: dict[str, nn.Module], batch: tuple[Tensor, Tensor], ctx=None) -> dict:
+    def train_step(self, models: dict[str, nn.Module], batch: dict, ctx=None) -> dict:
         """Cross-entropy of the "model" (plus its auxiliary heads); the engine does backward and step."""
         model = models["model"]
-        images, targets = batch
+        images, targets = batch["image"], batch["target"]
         labels = targets
         if self.mixup > 0 or self.cutmix > 0:
             images, labels = mix_batch(images, targets, self.num_classes, self.mixup, self.cutmix)
@@ -121,8 +121,8 @@ class ClassifyStep:
             acc = (logits.argmax(1) == targets).float().mean()
         return {"loss": loss, "outputs": logits, "logs": {"acc1": acc}}
 
-    def eval_step(self, models: dict[str, nn.Module], batch: tuple[Tensor, Tensor]) -> dict:
-        images, targets = batch
+    def eval_step(self, models: dict[str, nn.Module], batch: dict) -> dict:
+        images, targets = batch["image"], batch["target"]
         logits = tta_logits(models["model"], images, self.tta)
         return {"loss": F.cross_entropy(logits, targets), "outputs": logits, "logs": {}}
 

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from zrenie.config import TrainConfig
 from zrenie.data.base import DatasetSplits
 from zrenie.data.catalog import open_splits
-from zrenie.data.loading import build_loader
+from zrenie.data.loading import Normalize, build_loader
+from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
 from zrenie.nn.checkpoint import classifier_kwargs
 from zrenie.nn.transfer import load_pretrained, lr_multiplier_of, read_weights, set_trainable
 from zrenie.tasks import Task, Verb, register_task
@@ -86,7 +87,7 @@ class ClassifyTask(Task):
         own = cfg.classify
         weights = None
         if own.class_weights == "balanced" and splits is not None:
-            weights = balanced_class_weights(splits.train.targets, len(preprocess["classes"]))
+            weights = balanced_class_weights(splits.train.labels, len(preprocess["classes"]))
         strong = cfg.data.augment == "strong"
         mixup = own.mixup if own.mixup is not None else (0.2 if strong else 0.0)
         cutmix = own.cutmix if own.cutmix is not None else (1.0 if strong else 0.0)
@@ -111,42 +112,28 @@ class ClassifyTask(Task):
         finally:
             model.train(was_training)
 
-    @torch.no_grad()
     def test(self, models: dict[str, nn.Module], splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
              split: str = "test", tta: str | None = None) -> dict[str, Any]:
-        """Evaluates one split on this process alone and keeps what the report shows.
+        """Evaluates one split with the engine's evaluation loop (every process its shard) for the report.
 
         Returns:
             `{"metrics": {name: float}, "confusion": Tensor[C, C], "mistakes": (images, true, pred, conf)}`,
-            and `metrics_without_tta` when `classify.tta` is on (what test-time augmentation buys).
+            and `metrics_without_tta` with a note when `classify.tta` is on (what test-time augmentation buys).
         """
         tta = cfg.classify.tta if tta is None else tta
         dataset = getattr(splits, split)
         loader = build_loader(dataset, splits, cfg, device, train=False)
-        loader.rank, loader.world = 0, 1
-        model = models["model"].eval()
-        metric = ClassificationMetric(len(splits.classes))
+        metric = ClassificationMetric(len(splits.classes), mistakes=MAX_MISTAKES)
         step = ClassifyStep(len(splits.classes), tta=tta)
-        wrong_idx, wrong_true, wrong_pred, wrong_conf = [], [], [], []
-        seen = 0
-        for images, targets in loader:
-            out = step.eval_step(models, (images, targets))
-            metric.update(out, (images, targets))
-            conf, pred = out["outputs"].softmax(1).max(1)
-            miss = (pred != targets).nonzero().flatten()
-            wrong_idx += (miss + seen).tolist()
-            wrong_true.append(targets[miss].cpu())
-            wrong_pred.append(pred[miss].cpu())
-            wrong_conf.append(conf[miss].cpu())
-            seen += len(targets)
-        # The most confident mistakes first: they say most about what the model gets wrong.
-        conf = torch.cat(wrong_conf)
-        order = conf.argsort(descending=True)[:MAX_MISTAKES]
-        images = torch.stack([dataset[wrong_idx[i]][0] for i in order.tolist()]) if len(order) else None
-        mistakes = None if images is None else (images, torch.cat(wrong_true)[order], torch.cat(wrong_pred)[order],
-                                                conf[order])
-        result = {"metrics": metric.compute(), "confusion": metric.confusion,
-                  "per_class": metric.per_class_accuracy(), "mistakes": mistakes}
+        metrics = evaluate(models, step, loader, metric, autocast_factory(device, resolve_amp(cfg.amp, device)))
+        wrong = metric.examples()
+        mistakes = None
+        if wrong:
+            images = torch.stack([dataset[r["index"]][0] for r in wrong])
+            mistakes = (images, torch.tensor([r["true"] for r in wrong]), torch.tensor([r["pred"] for r in wrong]),
+                        torch.tensor([r["conf"] for r in wrong]))
+        result = {"metrics": metrics, "confusion": metric.confusion, "per_class": metric.per_class_accuracy(),
+                  "mistakes": mistakes}
         if tta != "none":  # what test-time augmentation buys, measured on the same weights and split
             base = self.test(models, splits, cfg, device, split, tta="none")["metrics"]
             result["metrics_without_tta"] = base
@@ -175,9 +162,7 @@ class ClassifyTask(Task):
         meta, device = handle.preprocess, handle.device
         tta = handle.config.get("classify", {}).get("tta", "none") if tta is None else tta
         batch = torch.stack([prepare_image(im, meta) for im in images]).to(device)
-        mean = torch.tensor(meta["mean"], device=device).view(1, -1, 1, 1)
-        std = torch.tensor(meta["std"], device=device).view(1, -1, 1, 1)
-        probs = tta_logits(handle.model, (batch - mean) / std, tta).softmax(1)
+        probs = tta_logits(handle.model, Normalize(meta["mean"], meta["std"], device)(batch), tta).softmax(1)
         top = probs.topk(min(topk, probs.shape[1]), dim=1)
         return [ClassificationResult(name, [(meta["classes"][c], float(p)) for p, c in zip(ps.tolist(), cs.tolist())],
                                      image.cpu())
@@ -186,7 +171,7 @@ class ClassifyTask(Task):
     def scores(self, models: dict[str, nn.Module], batch: Any) -> Tensor:
         from zrenie.tasks.classify.step import main_logits
 
-        return main_logits(models["model"](batch[0] if isinstance(batch, (tuple, list)) else batch))
+        return main_logits(models["model"](batch["image"]))
 
 
 def balanced_class_weights(targets: Tensor, num_classes: int) -> Tensor:

@@ -12,32 +12,11 @@ from torch import Tensor
 from zrenie.errors import ShapeError
 from zrenie.report.html import Section
 from zrenie.report.plots import MAX_ANNOTATED_CLASSES, image_grid, plot_confusion_matrix
+from zrenie.tasks.classify.metrics import per_class_accuracy
 
 CONFUSION_PNG = "confusion_matrix.png"
 MISCLASSIFIED_PNG = "misclassified.png"
 MAX_MISCLASSIFIED = 32
-
-
-def per_class_accuracy(confusion: Tensor | np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-class recall ("accuracy of class c") and precision from a confusion matrix.
-
-    Args:
-        confusion: `[C, C]` counts, rows = true class, columns = predicted class.
-
-    Returns:
-        `(accuracy, precision, support)`, each `Tensor[C]`: accuracy = diagonal / row sum,
-        precision = diagonal / column sum, support = row sum. A class with no true samples
-        (or never predicted, for precision) gets NaN, not 0: its accuracy is undefined.
-    """
-    cm = torch.as_tensor(confusion).detach().cpu().double()
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ShapeError(f"confusion matrix must be [C, C], got {list(cm.shape)}")
-    correct = cm.diagonal()
-    support = cm.sum(dim=1)
-    predicted = cm.sum(dim=0)
-    accuracy = torch.where(support > 0, correct / support.clamp(min=1), torch.full_like(correct, float("nan")))
-    precision = torch.where(predicted > 0, correct / predicted.clamp(min=1), torch.full_like(correct, float("nan")))
-    return accuracy, precision, support
 
 
 def _per_class_rows(confusion: Tensor, classes: list[str]) -> list[dict[str, Any]]:
