@@ -3,16 +3,25 @@
 Each preset maps a uint8 image `(C, H, W)` (1 or 3 channels) to float32 `(C, S, S)` in [0, 1].
 Normalisation is left out on purpose: the loader normalises whole batches on the device with the
 dataset's mean/std, once, instead of per sample in the workers.
+
+With `target="mask"` or `"boxes"` a preset maps `(image, target)` to `(image, target)` and moves a
+`tv_tensors.Mask` or `{"boxes": tv_tensors.BoundingBoxes, "labels": Tensor[k]}` with the image:
+geometric steps see both, photometric steps the image alone.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from torch import Tensor
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from zrenie.errors import ConfigError
 
 AUGMENTS = ("none", "light", "standard", "strong")
+TARGETS = ("class", "mask", "boxes")
 
 # Train crops keep at least 35% of the image: ImageNet's usual 8% lower bound throws away too
 # much of the small, often centred objects of course datasets.
@@ -21,13 +30,66 @@ CROP_SCALE = (0.35, 1.0)
 # evaluation protocol that torchvision's weights are measured with.
 EVAL_RESIZE_RATIO = 8 / 7
 ERASING_P = 0.25
+# TrivialAugment Wide's ops that move pixels; the rest are pointwise or neighbourhood colour ops.
+GEOMETRIC_OPS = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+
+
+class ColourTrivialAugment(v2.TrivialAugmentWide):
+    """TrivialAugment Wide without its geometric ops, for images whose masks or boxes stay put.
+
+    v2's TrivialAugmentWide refuses masks and boxes, and applied to the image alone its shears,
+    translations (up to 32 pixels) and rotations (up to 135 degrees) would move objects away from
+    their labels. The 9 colour ops keep their magnitudes and are drawn uniformly, as in the paper.
+    """
+
+    _AUGMENTATION_SPACE = {name: op for name, op in v2.TrivialAugmentWide._AUGMENTATION_SPACE.items()
+                           if name not in GEOMETRIC_OPS}
+
+
+class JointTransform:
+    """Geometric steps on an image and its target together, then photometric steps on the image.
+
+    Args:
+        geometric: steps that move pixels (crop, resize, flip, box sanitising); they see the
+            image and the target.
+        photometric: steps that change pixel values only (dtype, colour, erasing); they see the
+            image alone, so a random erasing occludes an object without touching its mask or box.
+    """
+
+    def __init__(self, geometric: list[v2.Transform], photometric: list[v2.Transform]):
+        self.geometric = v2.Compose(geometric)
+        self.photometric = v2.Compose(photometric)
+
+    def __call__(self, image: Tensor, target: Any) -> tuple[Tensor, Any]:
+        """Transforms one sample.
+
+        Args:
+            image: uint8 Tensor[C, H, W].
+            target: `tv_tensors.Mask` Tensor[H, W], or a dict with "boxes"
+                (`tv_tensors.BoundingBoxes`, XYXY) and "labels" (Tensor[k]).
+
+        Returns:
+            (float32 Tensor[C, S, S] in [0, 1], the target moved with the image; in training,
+            boxes left under 1 pixel wide or high by the crop are dropped with their labels).
+        """
+        # Wrapped as an Image so that v2 never takes a plain labels tensor for the image.
+        image, target = self.geometric(tv_tensors.Image(image), target)
+        return self.photometric(image).as_subclass(Tensor), target
+
+
+def _check(augment: str | None, target: str) -> None:
+    if augment is not None and augment not in AUGMENTS:
+        raise ConfigError(f"unknown data.augment {augment!r}; expected one of {', '.join(AUGMENTS)}")
+    if target not in TARGETS:
+        raise ConfigError(f"unknown augmentation target {target!r}; expected one of {', '.join(TARGETS)}")
 
 
 def _to_float() -> v2.Transform:
     return v2.ToDtype(torch.float32, scale=True)  # uint8 [0, 255] -> float [0, 1]
 
 
-def train_transform(image_size: int, augment: str, hflip: bool) -> v2.Compose:
+def train_transform(image_size: int, augment: str, hflip: bool, *,
+                    target: str = "class") -> v2.Compose | JointTransform:
     """The training preset.
 
     Args:
@@ -38,28 +100,39 @@ def train_transform(image_size: int, augment: str, hflip: bool) -> v2.Compose:
             "strong" replaces the jitter by TrivialAugment (Muller & Hutter 2021) before erasing
             (MixUp/CutMix, the rest of the strong preset, act on whole batches in the step).
         hflip: whether a horizontal flip keeps the label (False for digits and text).
+        target: "class" transforms the image alone; "mask" and "boxes" move a mask or boxes with
+            it. Crop, resize and flip act on both, boxes left with less than 1 pixel of width or
+            height after the crop are dropped with their labels (`v2.SanitizeBoundingBoxes`),
+            and jitter, TrivialAugment (its colour ops only) and erasing act on the image alone.
 
     Returns:
-        A transform from uint8 `(C, H, W)` to float32 `(C, S, S)` in [0, 1].
+        For "class", a transform from uint8 `(C, H, W)` to float32 `(C, S, S)` in [0, 1]; else a
+        `JointTransform` from `(image, target)` to `(image, target)`.
     """
-    if augment not in AUGMENTS:
-        raise ConfigError(f"unknown data.augment {augment!r}; expected one of {', '.join(AUGMENTS)}")
+    _check(augment, target)
     if augment == "none":
-        return v2.Compose([v2.Resize((image_size, image_size), antialias=True), _to_float()])
-    steps: list[v2.Transform] = [v2.RandomResizedCrop(image_size, scale=CROP_SCALE, antialias=True)]
-    if hflip:
-        steps.append(v2.RandomHorizontalFlip())
+        geometric: list[v2.Transform] = [v2.Resize((image_size, image_size), antialias=True)]
+    else:
+        geometric = [v2.RandomResizedCrop(image_size, scale=CROP_SCALE, antialias=True)]
+        if target == "boxes":
+            geometric.append(v2.SanitizeBoundingBoxes())
+        if hflip:
+            geometric.append(v2.RandomHorizontalFlip())
+    photometric: list[v2.Transform] = []
     if augment == "strong":
-        steps.append(v2.TrivialAugmentWide())  # on uint8, where every op of its table is defined
-    steps.append(_to_float())
+        # on uint8, where every op of its table is defined
+        photometric.append(v2.TrivialAugmentWide() if target == "class" else ColourTrivialAugment())
+    photometric.append(_to_float())
     if augment == "strong":
-        steps.append(v2.RandomErasing(p=ERASING_P, value=0))
+        photometric.append(v2.RandomErasing(p=ERASING_P, value=0))
     if augment == "standard":
         # No hue shift: colour is often what tells classes apart (ripe vs unripe, species).
         # On 1-channel images v2 leaves saturation unchanged, so the preset serves both.
-        steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2))
-        steps.append(v2.RandomErasing(p=ERASING_P, value=0))
-    return v2.Compose(steps)
+        photometric.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2))
+        photometric.append(v2.RandomErasing(p=ERASING_P, value=0))
+    if target == "class":
+        return v2.Compose(geometric + photometric)
+    return JointTransform(geometric, photometric)
 
 
 def eval_size(image_size: int) -> int:
@@ -67,12 +140,22 @@ def eval_size(image_size: int) -> int:
     return int(round(image_size * EVAL_RESIZE_RATIO))
 
 
-def eval_transform(image_size: int) -> v2.Compose:
-    """The evaluation preset: shorter side to round(S * 8 / 7), centre crop S x S, float in [0, 1].
+def eval_transform(image_size: int, *, target: str = "class") -> v2.Compose | JointTransform:
+    """The evaluation preset.
 
     Args:
         image_size: side S of the square output.
+        target: "class" resizes the shorter side to round(S * 8 / 7) and takes the centre S x S;
+            "mask" and "boxes" resize the whole image and its target to S x S (masks by nearest
+            neighbour), since a crop would drop labelled pixels and boxes from the score.
+
+    Returns:
+        For "class", a transform from uint8 `(C, H, W)` to float32 `(C, S, S)` in [0, 1]; else a
+        `JointTransform` from `(image, target)` to `(image, target)`.
     """
+    _check(None, target)
+    if target != "class":
+        return JointTransform([v2.Resize((image_size, image_size), antialias=True)], [_to_float()])
     return v2.Compose([
         v2.Resize(eval_size(image_size), antialias=True),
         v2.CenterCrop(image_size),
