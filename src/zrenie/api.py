@@ -140,8 +140,10 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
         task_impl.check_forward(models, splits, device)
     run_dir = _create_run_dir(cfg, holds_run)
     lr_mults = {name: task_impl.lr_mult_of(cfg, name, model) for name, model in models.items()}
+    bn_loader = _bn_loader(splits, cfg, device) if cfg.precise_bn else None
     trainer = Trainer(models, step, task_impl.optimizers, train_loader, val_loader, cfg, run_dir, device,
-                      {"task": cfg.task, "preprocess": preprocess}, specs, callbacks, lr_mults, task_impl.ema_models)
+                      {"task": cfg.task, "preprocess": preprocess}, specs, callbacks, lr_mults, task_impl.ema_models,
+                      bn_loader)
     if state is not None:
         trainer.load_state_dict(state)
     try:
@@ -158,6 +160,16 @@ def _loader(splits, cfg: TrainConfig, device: torch.device, split: str):
     from zrenie.data.loading import build_loader
 
     return build_loader(getattr(splits, split), splits, cfg, device, train=split == "train")
+
+
+def _bn_loader(splits, cfg: TrainConfig, device: torch.device):
+    """Training batches for precise BN, in an order of their own (seed + 1)."""
+    from zrenie.data.loading import EpochBatches, build_loader, process_rank
+
+    rank, world = process_rank()
+    sampler = EpochBatches(len(splits.train), cfg.data.batch_size, shuffle=True, drop_last=True, seed=cfg.seed + 1,
+                           rank=rank, world=world)
+    return build_loader(splits.train, splits, cfg, device, train=True, sampler=sampler)
 
 
 def _finish(task_impl: Task, run_dir: Path, cfg: TrainConfig, splits, device: torch.device) -> dict[str, Any]:

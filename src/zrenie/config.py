@@ -109,6 +109,10 @@ class TrainConfig:
     find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
     log_every: int = 50  # steps between reads of the loss on the host (progress text, NaN check)
     eval_every: int = 1  # epochs between validations (the last epoch is always validated)
+    # Batchnorm statistics recomputed with the final weights before each validation (Wu & Johnson 2021):
+    # for short runs, small batches and EMA weights, whose running statistics lag the weights evaluated.
+    precise_bn: bool = False
+    precise_bn_batches: int = 20  # training batches (of their own order) averaged per recomputation
     tensorboard: bool = True
     report: bool = True
     progress: bool = True

@@ -199,3 +199,39 @@ def test_sync_bn_on_cpu_is_a_config_error(tiny, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun; refused before joining a process group
     with pytest.raises(ConfigError, match="sync_bn"):
         zrenie.train("classify", **tiny("sbn", sync_bn=True))
+
+
+def test_precise_bn_fixes_lagging_statistics_and_keeps_resume_exact(tiny):
+    """A short run at a high learning rate: the running statistics lag the weights, and recomputing them
+    with the final weights (precise_bn) evaluates better. The recomputation draws its own batches and
+    forks the RNG, so an interrupted precise-BN run resumes to the same metrics as an uninterrupted one."""
+    common = {"epochs": 2, "optim.lr": 0.2, "data.batch_size": 16, "optim.schedule": "constant"}
+    plain = zrenie.train("classify", **tiny("plain", **common))
+    precise = zrenie.train("classify", **tiny("precise", precise_bn=True, precise_bn_batches=30, **common))
+    assert precise["val"]["val/loss"] < plain["val"]["val/loss"]
+
+    def interrupt(info):
+        if (info["epoch"], info["batch"]) == (1, 3):
+            raise KeyboardInterrupt
+
+    cut = tiny("cut", precise_bn=True, precise_bn_batches=30, **common)
+    with pytest.raises(TrainingInterrupted):
+        zrenie.train("classify", callbacks=[interrupt], **cut)
+    resumed = zrenie.train("classify", resume=cut["out"], progress=False)
+    assert _rows(resumed["run_dir"]) == _rows(precise["run_dir"])
+
+
+def test_eval_every_validates_every_n_epochs_and_the_last(tiny):
+    run = zrenie.train("classify", **tiny("every", epochs=5, eval_every=2))
+    rows = _rows(run["run_dir"])
+    assert [bool(r.get("val/acc1")) for r in rows] == [False, True, False, True, True]
+
+
+def test_channels_last_converts_conv2d_and_conv3d_weights():
+    from torch import nn
+
+    from zrenie.engine.trainer import to_channels_last
+
+    model = to_channels_last(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv3d(4, 4, 3), nn.Linear(4, 2)))
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model[1].weight.is_contiguous(memory_format=torch.channels_last_3d)

@@ -103,6 +103,8 @@ class Trainer:
         callbacks: called after every step with `{"epoch", "batch", "loss"}` (the loss a device tensor).
         lr_mult_of: model name -> (parameter name -> learning-rate multiplier), for discriminative rates.
         ema_models: the models that keep an EMA copy when `cfg.ema > 0` (None: every trained model).
+        bn_loader: training batches in an order of their own, for `precise_bn` (its own order keeps a
+            resumed run exact: the training loader's position is not touched).
 
     A step may also define `on_epoch_start(models, epoch)` (e.g. to unfreeze layers); it is called
     before each training epoch, also on resume, so it must depend only on the epoch number.
@@ -114,9 +116,9 @@ class Trainer:
                  specs: dict[str, tuple[str, dict]] | None = None,
                  callbacks: list[Callable[[dict], None]] | None = None,
                  lr_mult_of: dict[str, Callable[[str], float] | None] | None = None,
-                 ema_models: tuple[str, ...] | None = None):
+                 ema_models: tuple[str, ...] | None = None, bn_loader: Iterable | None = None):
         self.models, self.step, self.cfg, self.device = models, step, cfg, device
-        self.train_loader, self.val_loader = train_loader, val_loader
+        self.train_loader, self.val_loader, self.bn_loader = train_loader, val_loader, bn_loader
         self.run_dir = Path(run_dir)
         self.extra = checkpoint_extra or {}
         self.specs = specs or {}
@@ -237,6 +239,7 @@ class Trainer:
                 train_logs = self.train_epoch()
                 metrics = {}
                 if self._evaluates_now():
+                    self._precise_bn()
                     metrics = {f"val/{k}": v for k, v in self.evaluate(self.val_loader).items()}
             except KeyboardInterrupt:
                 self.progress.stop()
@@ -247,6 +250,20 @@ class Trainer:
             if interrupted():
                 self._raise_interrupted()
         return metrics
+
+    def _precise_bn(self) -> None:
+        """Recomputes the batchnorm statistics of the evaluated models (the EMA copies where kept)."""
+        if not self.cfg.precise_bn or self.bn_loader is None:
+            return
+        from itertools import islice
+
+        from zrenie.engine.precise_bn import recompute_bn_stats
+
+        forward = getattr(self.step, "bn_forward", lambda model, batch: model(batch_inputs(batch)))
+        for model in self.eval_models.values():
+            self.bn_loader.set_epoch(self.epoch)
+            with self.autocast():
+                recompute_bn_stats(model, islice(iter(self.bn_loader), self.cfg.precise_bn_batches), forward)
 
     def _evaluates_now(self) -> bool:
         """Validation every `eval_every` epochs and always after the last one."""
