@@ -134,13 +134,13 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
             load_model_state(model, state["models"][name]["state"], cfg.resume)
     models = {name: model.to(device) for name, model in models.items()}
     step = task_impl.build_step(cfg, preprocess, splits)
-    train_loader = _loader(splits, cfg, device, "train")
-    val_loader = _loader(splits, cfg, device, "val")  # also sets the val split's eval transform
+    train_loader = task_impl.build_loader(splits, "train", cfg, device, train=True)
+    val_loader = task_impl.build_loader(splits, "val", cfg, device)  # also sets the val split's eval transform
     if hasattr(task_impl, "check_forward"):
         task_impl.check_forward(models, splits, device)
     run_dir = _create_run_dir(cfg, holds_run)
     lr_mults = {name: task_impl.lr_mult_of(cfg, name, model) for name, model in models.items()}
-    bn_loader = _bn_loader(splits, cfg, device) if cfg.precise_bn else None
+    bn_loader = _bn_loader(task_impl, splits, cfg, device) if cfg.precise_bn else None
     trainer = Trainer(models, step, task_impl.optimizers, train_loader, val_loader, cfg, run_dir, device,
                       {"task": cfg.task, "preprocess": preprocess}, specs, callbacks, lr_mults, task_impl.ema_models,
                       bn_loader)
@@ -156,20 +156,14 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
     return result
 
 
-def _loader(splits, cfg: TrainConfig, device: torch.device, split: str):
-    from zrenie.data.loading import build_loader
-
-    return build_loader(getattr(splits, split), splits, cfg, device, train=split == "train")
-
-
-def _bn_loader(splits, cfg: TrainConfig, device: torch.device):
+def _bn_loader(task_impl: Task, splits, cfg: TrainConfig, device: torch.device):
     """Training batches for precise BN, in an order of their own (seed + 1)."""
-    from zrenie.data.loading import EpochBatches, build_loader, process_rank
+    from zrenie.data.loading import EpochBatches, process_rank
 
     rank, world = process_rank()
     sampler = EpochBatches(len(splits.train), cfg.data.batch_size, shuffle=True, drop_last=True, seed=cfg.seed + 1,
                            rank=rank, world=world)
-    return build_loader(splits.train, splits, cfg, device, train=True, sampler=sampler)
+    return task_impl.build_loader(splits, "train", cfg, device, train=True, sampler=sampler)
 
 
 def _finish(task_impl: Task, run_dir: Path, cfg: TrainConfig, splits, device: torch.device) -> dict[str, Any]:

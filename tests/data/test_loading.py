@@ -94,3 +94,22 @@ def test_masks_and_boxes_ride_along_in_the_batch():
     det = _loader(InMemoryDataset(images, boxes, ["a"]), 3)
     first = next(iter(det))
     assert [len(t["boxes"]) for t in first["target"]] == [1, 2, 3]  # ragged: one tensor per image
+
+
+def test_augmented_in_memory_batches_keep_masks_on_their_pixels():
+    """Images whose red channel encodes the class map: after the device-side crop and flip, the class the
+    mask gives each pixel is still the one its colour says (255 where the crop padded the mask)."""
+    from zrenie.data.batch_aug import BatchAugment
+
+    g = torch.Generator().manual_seed(0)
+    masks = torch.randint(0, 4, (16, 12, 12), generator=g, dtype=torch.uint8)
+    images = (masks * 60).unsqueeze(1).expand(16, 3, 12, 12).contiguous()
+    sampler = EpochBatches(16, 8, shuffle=True, drop_last=True, seed=0)
+    loader = TensorLoader(InMemoryDataset(images, masks, ["bg", "a", "b", "c"]), CPU, None, sampler,
+                          augment=BatchAugment("light", 12, hflip=True))
+    moved = 0
+    for batch in loader:
+        x, m = batch["image"], batch["target"]
+        assert torch.equal(x[:, 0].mul(255).round().div(60).round().long(), m)
+        moved += int((m != masks[batch["index"]].long()).any())
+    assert moved  # the augmentation did move things

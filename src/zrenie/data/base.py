@@ -163,7 +163,7 @@ class DatasetSplits:
     test: Dataset
     classes: list[str]
     in_channels: int
-    image_size: int  # side of the square images the model sees
+    image_size: int | None  # side of the square images the model sees; None: each image at its own size
     mean: tuple[float, ...]
     std: tuple[float, ...]
     hflip: bool = True  # whether a horizontal flip keeps the label (False for digits)

@@ -282,9 +282,12 @@ def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, devi
     if isinstance(dataset, InMemoryDataset):
         augment = BatchAugment(cfg.data.augment, splits.image_size, splits.hflip) if train else None
         return TensorLoader(dataset, device, norm, sampler, augment, cfg.seed, cfg.channels_last)
-    from zrenie.data.transforms import eval_transform, train_transform
+    from zrenie.data.transforms import eval_transform, native_transform, train_transform
 
     options = {} if kind == "class" else {"target": kind}
-    dataset.transform = (train_transform(splits.image_size, cfg.data.augment, splits.hflip, **options) if train
-                         else eval_transform(splits.image_size, **options))
+    if splits.image_size is None:  # every image at its own size: batches are lists of images
+        dataset.transform = native_transform(train and splits.hflip and cfg.data.augment != "none")
+    else:
+        dataset.transform = (train_transform(splits.image_size, cfg.data.augment, splits.hflip, **options) if train
+                             else eval_transform(splits.image_size, **options))
     return FileLoader(dataset, device, norm, sampler, cfg.seed, cfg.data.workers, cfg.channels_last, collate_fn)

@@ -161,3 +161,9 @@ def eval_transform(image_size: int, *, target: str = "class") -> v2.Compose | Jo
         v2.CenterCrop(image_size),
         _to_float(),
     ])
+
+
+def native_transform(hflip: bool) -> JointTransform:
+    """Images kept at their own size (`image_size=None`: detectors that resize inside the model), with a
+    horizontal flip of image and target when `hflip` (training), then float in [0, 1]."""
+    return JointTransform([v2.RandomHorizontalFlip(p=0.5 if hflip else 0.0)], [_to_float()])

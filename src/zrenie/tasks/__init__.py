@@ -11,9 +11,12 @@ are read by the config (before any object exists) and the methods by the API:
     optimizers  optimiser name -> the models it trains; `optim.NAME.lr=` when there are several
     ema_models  models that keep an EMA copy when `ema>0` (default: every trained model)
     verbs       extra CLI verbs: name -> `Verb` (transfer, study, sample, search ...)
+    target      the target kind it asks datasets for: "class", "mask" or "boxes"
+    normalize_inputs  whether loaders normalise images (False: the model does, as torchvision's detectors)
+    collate_fn  how file samples become a batch (None: `zrenie.data.loading.collate`)
 
     metric_names(cfg, preprocess)       validation metric names, known before training
-    build_data(cfg)                     DatasetSplits
+    build_data(cfg)                     DatasetSplits (default: `data.name` with the task's target kind)
     model_specs(cfg, preprocess)        {name: (registered builder, kwargs)}: checkpoints rebuild from these
     prepare_models(models, cfg)         a new training run only: pretrained weights, freezing
     build_step(cfg, preprocess, splits) an object with train_step(models, batch, ctx), eval_step(models, batch),
@@ -64,7 +67,24 @@ class Task:
     optimizers: dict[str, tuple[str, ...]] = {"model": ("model",)}
     ema_models: tuple[str, ...] | None = None
     verbs: dict[str, Verb] = {}
+    target: str = "class"
+    normalize_inputs: bool = True
+    collate_fn: Callable | None = None
     run = None  # `run(cfg, run_dir) -> dict` for a task that owns its loop
+
+    def build_data(self, cfg: Any) -> Any:
+        """The dataset named by `data.name`, with this task's kind of targets."""
+        from zrenie.data.catalog import open_splits
+
+        return open_splits(cfg.data, target=self.target)
+
+    def build_loader(self, splits: Any, split: str, cfg: Any, device: Any, train: bool = False,
+                     sampler: Any = None) -> Any:
+        """The loader of one split with this task's normalisation and collate function."""
+        from zrenie.data.loading import build_loader, collate
+
+        return build_loader(getattr(splits, split), splits, cfg, device, train, normalize=self.normalize_inputs,
+                            collate_fn=self.collate_fn or collate, sampler=sampler)
 
     def prepare_models(self, models: dict[str, nn.Module], cfg: Any) -> None:
         """Called for a new training run (not on resume) before the optimisers are built."""
@@ -79,7 +99,7 @@ class Task:
         raise NotImplementedError(f"task {self.name!r} has no class scores to explain")
 
 
-REQUIRED = ("metric_names", "build_data", "model_specs", "build_step", "test", "predict")
+REQUIRED = ("metric_names", "model_specs", "build_step", "test", "predict")
 
 
 def register_task(cls: type) -> type:

@@ -12,8 +12,7 @@ from torch import Tensor, nn
 
 from zrenie.config import TrainConfig
 from zrenie.data.base import DatasetSplits
-from zrenie.data.catalog import open_splits
-from zrenie.data.loading import Normalize, build_loader
+from zrenie.data.loading import Normalize
 from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
 from zrenie.nn.checkpoint import classifier_kwargs
 from zrenie.nn.transfer import load_pretrained, lr_multiplier_of, read_weights, set_trainable
@@ -59,9 +58,6 @@ class ClassifyTask(Task):
         arguments=[(("study",), {"help": "study YAML with pretrain, target, modes, out"}),
                    (("args",), {"nargs": "*", "metavar": "key=value", "help": "overrides applied to every run"})],
         run=_transfer_verb)}
-
-    def build_data(self, cfg: TrainConfig) -> DatasetSplits:
-        return open_splits(cfg.data)
 
     def metric_names(self, cfg: TrainConfig, preprocess: dict) -> list[str]:
         return ClassificationMetric(len(preprocess["classes"])).names
@@ -122,7 +118,7 @@ class ClassifyTask(Task):
         """
         tta = cfg.classify.tta if tta is None else tta
         dataset = getattr(splits, split)
-        loader = build_loader(dataset, splits, cfg, device, train=False)
+        loader = self.build_loader(splits, split, cfg, device)
         metric = ClassificationMetric(len(splits.classes), mistakes=MAX_MISTAKES)
         step = ClassifyStep(len(splits.classes), tta=tta)
         metrics = evaluate(models, step, loader, metric, autocast_factory(device, resolve_amp(cfg.amp, device)))
