@@ -113,3 +113,65 @@ def test_augmented_in_memory_batches_keep_masks_on_their_pixels():
         assert torch.equal(x[:, 0].mul(255).round().div(60).round().long(), m)
         moved += int((m != masks[batch["index"]].long()).any())
     assert moved  # the augmentation did move things
+
+
+def test_clips_load_and_augment_as_one_unit():
+    """(N, T, C, H, W) clips: batches stay 5-D, and the crop and flip are the same for every frame."""
+    from zrenie.data.batch_aug import BatchAugment
+
+    frame = torch.randint(0, 256, (1, 3, 10, 10), dtype=torch.uint8)
+    clips = frame.expand(6, 4, 3, 10, 10).contiguous()  # every frame of every clip is the same picture
+    sampler = EpochBatches(6, 3, shuffle=True, drop_last=True, seed=0)
+    loader = TensorLoader(InMemoryDataset(clips, torch.arange(6) % 2, ["a", "b"]), CPU, None, sampler,
+                          augment=BatchAugment("standard", 10, hflip=True))
+    for batch in loader:
+        x = batch["image"]
+        assert x.shape == (3, 4, 3, 10, 10)
+        assert torch.equal(x, x[:, :1].expand_as(x))  # frames of a clip moved together
+
+
+def test_channel_stats_and_resize_treat_clip_frames_as_images():
+    from zrenie.data.base import channel_stats, resize_uint8
+
+    clips = torch.randint(0, 256, (3, 4, 3, 8, 8), dtype=torch.uint8)
+    frames = clips.flatten(0, 1)
+    assert channel_stats(clips) == channel_stats(frames)
+    assert torch.equal(resize_uint8(clips, 5), resize_uint8(frames, 5).view(3, 4, 3, 5, 5))
+
+
+def test_a_file_that_breaks_after_indexing_is_an_error_naming_it(tmp_path):
+    """Serving the next image in its place would attach this index's prediction to the wrong file."""
+    import pytest
+    from PIL import Image
+
+    from zrenie.data.base import FileDataset
+    from zrenie.errors import DataError
+
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (4, 4), (i * 50, 0, 0)).save(paths[-1])
+    ds = FileDataset([(p, 0) for p in paths], ["a"])
+    (tmp_path / "1.png").write_bytes(b"broken")
+    with pytest.raises(DataError, match="1.png"):
+        ds[1]
+    assert ds[2][0][0, 0, 0].item() == pytest.approx(100 / 255)
+
+
+def test_datasets_serve_the_target_kinds_they_declare():
+    import pytest
+
+    from zrenie.config import DataConfig
+    from zrenie.data.catalog import list_datasets, open_splits
+    from zrenie.errors import DataError
+
+    cfg = DataConfig(name="shapes", num_samples=40, size=32, num_classes=3)
+    seg, det = open_splits(cfg, target="mask"), open_splits(cfg, target="boxes")
+    assert seg.classes == ["background", "circle", "square", "triangle"] and det.classes == seg.classes[1:]
+    image, mask = seg.train[0]
+    assert mask.shape == image.shape[1:] and int(mask.max()) <= 3
+    _, boxes = det.train[0]
+    assert boxes["boxes"].shape[1] == 4 and len(boxes["boxes"]) == len(boxes["labels"])
+    with pytest.raises(DataError, match="'digits' has class targets, not 'mask'; datasets with mask targets: shapes"):
+        open_splits(DataConfig(name="digits"), target="mask")
+    assert "shapes" in list_datasets(target="boxes") and "digits" not in list_datasets(target="boxes")

@@ -213,6 +213,7 @@ class PerImageHits:
     """Per-image records keyed by index (gathered under DDP): true boxes found at IoU >= 0.5 with their label."""
 
     names = ["precision", "recall"]
+    compute_on_main = True  # as a COCO evaluation would: rank 0 computes, the others receive its result
 
     def __init__(self):
         self.mine, self.records = [], []

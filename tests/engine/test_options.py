@@ -33,7 +33,7 @@ def test_flip_tta_averages_probabilities_of_image_and_mirror():
     x = torch.randn(4, 1, 3, 4)
     expected = (model(x).softmax(1) + model(x.flip(3)).softmax(1)) / 2
     assert torch.allclose(flip_tta_logits(model, x).exp(), expected, atol=1e-6)
-    out = ClassifyStep(3, tta="flip").eval_step({"model": model}, (x, torch.tensor([0, 1, 2, 0])))
+    out = ClassifyStep(3, tta="flip").eval_step({"model": model}, {"image": x, "target": torch.tensor([0, 1, 2, 0])})
     assert torch.allclose(out["outputs"].softmax(1), expected, atol=1e-6)
 
 

@@ -16,7 +16,7 @@ def test_metrics_match_scikit_learn_over_batches(num_classes):
     metric = ClassificationMetric(num_classes)
     for chunk in range(0, 257, 64):
         lg, tg = logits[chunk:chunk + 64], targets[chunk:chunk + 64]
-        metric.update({"outputs": lg, "loss": F.cross_entropy(lg, tg)}, (None, tg))
+        metric.update({"outputs": lg, "loss": F.cross_entropy(lg, tg)}, {"target": tg})
     got = metric.compute()
     y, p = targets.numpy(), logits.argmax(1).numpy()
     assert got["acc1"] == pytest.approx(accuracy_score(y, p))
@@ -34,9 +34,29 @@ def test_state_sums_like_a_distributed_all_reduce():
     logits, targets = torch.randn(100, 7, generator=g), torch.randint(0, 7, (100,), generator=g)
     whole, a, b = ClassificationMetric(7), ClassificationMetric(7), ClassificationMetric(7)
     loss = torch.tensor(0.5)
-    whole.update({"outputs": logits, "loss": loss}, (None, targets))
-    a.update({"outputs": logits[:37], "loss": loss}, (None, targets[:37]))
-    b.update({"outputs": logits[37:], "loss": loss}, (None, targets[37:]))
+    whole.update({"outputs": logits, "loss": loss}, {"target": targets})
+    a.update({"outputs": logits[:37], "loss": loss}, {"target": targets[:37]})
+    b.update({"outputs": logits[37:], "loss": loss}, {"target": targets[37:]})
     for k in a.state:
         a.state[k] += b.state[k]
     assert a.compute() == pytest.approx(whole.compute())
+
+
+def test_an_absent_class_has_no_accuracy_and_does_not_count_in_the_mean():
+    """Class 2 never occurs: its recall is undefined (NaN), not 0, and the mean is over classes 0 and 1."""
+    logits = torch.tensor([[3.0, 0, 0], [3.0, 0, 0], [0, 3.0, 0], [3.0, 0, 0]])
+    targets = torch.tensor([0, 0, 1, 1])
+    metric = ClassificationMetric(3)
+    metric.update({"outputs": logits, "loss": torch.tensor(0.0)}, {"target": targets})
+    per_class = metric.per_class_accuracy()
+    assert per_class[:2].tolist() == [1.0, 0.5] and per_class[2].isnan()
+    assert metric.compute()["mean_class_acc"] == pytest.approx(0.75)
+
+
+def test_mistakes_are_the_most_confident_wrong_predictions_by_index():
+    logits = torch.tensor([[0.0, 5.0], [0.0, 1.0], [9.0, 0.0], [0.0, 3.0]])
+    metric = ClassificationMetric(2, mistakes=2)
+    metric.update({"outputs": logits, "loss": torch.tensor(0.0)},
+                  {"target": torch.tensor([0, 0, 0, 1]), "index": torch.tensor([10, 11, 12, 13])})
+    metric.merge_records(metric.local_records())
+    assert [(r["index"], r["true"], r["pred"]) for r in metric.examples()] == [(10, 0, 1), (11, 0, 1)]

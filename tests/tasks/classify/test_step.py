@@ -20,7 +20,7 @@ def test_weighted_loss_matches_cross_entropy_with_weights():
     w = torch.tensor([0.5, 2.0, 1.0])
     step = ClassifyStep(3, class_weights=w)
     model = torch.nn.Identity()
-    out = step.train_step({"model": model}, (logits, targets))
+    out = step.train_step({"model": model}, {"image": logits, "target": targets})
     assert out["loss"].item() == pytest.approx(F.cross_entropy(logits, targets, weight=w).item())
 
 
