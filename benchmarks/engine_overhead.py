@@ -49,7 +49,7 @@ class _ConvGroup(nn.Module):
         return self.act(self.norm2(self.conv2(x)))
 
 
-@MODELS.register("airbench94", tasks=("classify",))
+@MODELS.register("airbench94", tags=("classify",))
 def airbench94(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     """airbench94's network: a 2x2 whitening conv, three conv groups (64, 256, 256), max-pool head."""
     return nn.Sequential(
