@@ -13,8 +13,6 @@ import csv
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -305,16 +303,9 @@ COMMON = {"progress": False, "tensorboard": False, "report": False, "seed": 0, "
 
 
 def _script(task: str, *args: str, extra_env: dict | None = None, torchrun: int = 0):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
-    launcher = [sys.executable]
-    if torchrun:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={torchrun}", "--master-addr=127.0.0.1",
-                     f"--master-port={port}"]
-    return subprocess.run([*launcher, __file__, task, "train", *args], capture_output=True, text=True,
-                          timeout=240, env=env)
+    from launch import run_script  # tests/ is on the path under pytest; this file also runs as a script
+
+    return run_script(__file__, task, "train", *args, extra_env=extra_env, processes=torchrun)
 
 
 def _args(out: Path, **extra) -> list[str]:

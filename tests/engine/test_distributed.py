@@ -2,15 +2,15 @@
 
 import csv
 import os
-import socket
 import subprocess
-import sys
 
 import pytest
 import torch
 
 import zrenie
 from zrenie.engine import distributed as dist
+
+from launch import torchrun
 
 
 def test_all_reduce_is_identity_without_a_process_group():
@@ -19,19 +19,10 @@ def test_all_reduce_is_identity_without_a_process_group():
     assert (dist.rank(), dist.world_size(), dist.is_main()) == (0, 1, True)
 
 
-def _free_port() -> int:
-    """A port nothing listens on now, so that parallel or repeated runs do not collide on a fixed one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("accumulate", [1, 2], ids=["step-every-batch", "accumulate-2-under-no_sync"])
 def test_two_process_ddp_training(tmp_path, accumulate):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master-addr=127.0.0.1", f"--master-port={_free_port()}",
-           "-m", "zrenie", "classify", "train", "data=digits", "data.batch_size=32", "model.width=8", "epochs=2",
+    cmd = [*torchrun(2), "-m", "zrenie", "classify", "train", "data=digits", "data.batch_size=32", "model.width=8", "epochs=2",
            "optim.lr=0.05", "progress=false", "tensorboard=false", f"optim.accumulate={accumulate}", f"out={out}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -157,16 +156,9 @@ def _weights(run_dir: Path, name: str) -> dict[str, torch.Tensor]:
 
 
 def _script(*args: str, extra_env: dict | None = None, torchrun: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
-    launcher = [sys.executable]
-    if torchrun:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        launcher += ["-m", "torch.distributed.run", f"--nproc_per_node={torchrun}", "--master-addr=127.0.0.1",
-                     f"--master-port={port}"]
-    return subprocess.run([*launcher, __file__, "toygan", "train", *args], capture_output=True, text=True,
-                          timeout=180, env=env)
+    from launch import run_script  # tests/ is on the path under pytest; this file also runs as a script
+
+    return run_script(__file__, "toygan", "train", *args, extra_env=extra_env, processes=torchrun, timeout=180)
 
 
 def _cli_args(overrides: dict, out: Path) -> list[str]:

@@ -100,6 +100,10 @@ def _train(task: str, args: list[str]) -> int:
 
     recipe, rest = _split_args(args)
     result = train(task, recipe=recipe, **parse_overrides(rest))
+    from zrenie.engine.distributed import is_main
+
+    if not is_main():  # every process ran the test pass; one prints it
+        return 0
     if result.get("test") is not None:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in result["test"].items())
         console.print(f"test: {shown}", highlight=False, soft_wrap=True)
