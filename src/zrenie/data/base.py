@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
 
 from zrenie.config import DataConfig
 from zrenie.errors import DataError
@@ -72,6 +71,7 @@ class InMemoryDataset(Dataset):
         image = self.images[index].float().div_(255)
         if self.target_kind == "class":
             return image, int(self.targets[index])
+        from torchvision import tv_tensors  # imported on use: torchvision's import takes about a second
         if self.target_kind == "mask":
             return image, tv_tensors.Mask(self.targets[index].long())
         target = self.targets[index]
