@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/zrenie classify train recipes/digits_cnn.yaml out=runs/demo overwrite=true
+	$(BIN)/zrenie classify train digits_cnn out=runs/demo overwrite=true
+	@echo "zrenie is installed in .venv: run `. .venv/bin/activate` (then `zrenie --help`), or call .venv/bin/zrenie"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,13 +153,28 @@ def test_report_verb_rewrites_the_report(trained, capsys):
     assert (trained / "report.html").is_file() and "report:" in capsys.readouterr().out
 
 
-def test_demo_command_equals_the_demo_recipe():
-    from zrenie.cli import DEMO
-    from zrenie.config import build_config, parse_overrides
+def test_shipped_recipes_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    """Recipes ship inside the package (as Ultralytics ships its dataset YAMLs): `zrenie list recipes` and
+    `zrenie classify train digits_cnn` work outside the repository."""
+    import yaml
 
-    demo = build_config(**parse_overrides([f"{k}={v}" for k, v in DEMO.items()]))
-    recipe = build_config("recipes/digits_cnn.yaml", out="runs/demo", overwrite=True)
-    assert demo == recipe
+    from zrenie.config import build_config, list_recipes
+
+    monkeypatch.chdir(tmp_path)
+    assert {"digits_cnn", "hw2_cifar10_cnn", "transfer_demo"} <= set(list_recipes())
+    by_name = build_config("digits_cnn")
+    shipped = yaml.safe_load(open(Path(zrenie_src()) / "recipes" / "digits_cnn.yaml"))
+    assert by_name.epochs == shipped["epochs"] and by_name.classify.label_smoothing == 0.1
+    proc = subprocess.run([sys.executable, "-m", "zrenie", "list", "recipes"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 0 and "digits_cnn" in proc.stdout
+    _assert_one_line_error(run_cli("classify", "train", "no_such_recipe"), "expected key=value or a recipe")
+
+
+def zrenie_src():
+    import zrenie
+
+    return Path(zrenie.__file__).parent
 
 
 def test_eval_with_tta_prints_the_gain(trained, capsys):

@@ -260,10 +260,37 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def shipped_recipes() -> Path:
+    """The folder of the recipes installed with zrenie (one per course homework and demo)."""
+    return Path(__file__).resolve().parent / "recipes"
+
+
+def list_recipes(pattern: str = "*") -> list[str]:
+    """Names of the shipped recipes matching a glob, e.g. `list_recipes("hw*")`."""
+    return sorted(p.stem for p in shipped_recipes().glob(f"{pattern}.yaml"))
+
+
+def resolve_recipe(recipe: str | Path) -> Path:
+    """A recipe file: a path that exists, or the name of a shipped recipe (`digits_cnn`, `digits_cnn.yaml`)."""
+    path = Path(recipe).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_recipes() / f"{path.name.removesuffix('.yaml')}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise ConfigError(f"recipe not found: {recipe} (neither a file nor a shipped recipe; shipped: "
+                      f"{', '.join(list_recipes())})")
+
+
+def is_recipe(arg: str) -> bool:
+    """Whether a command-line argument names a recipe (a .yaml path, an existing file or a shipped name)."""
+    if "=" in arg:
+        return False
+    return arg.endswith((".yaml", ".yml")) or Path(arg).is_file() or arg in list_recipes()
+
+
 def load_recipe(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe not found: {path}")
+    path = resolve_recipe(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:

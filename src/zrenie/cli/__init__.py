@@ -12,7 +12,7 @@ from pathlib import Path
 
 EXAMPLES = """examples:
   zrenie classify train data=digits model=simple_cnn epochs=15 out=runs/digits
-  zrenie classify train recipes/hw2_cifar10_cnn.yaml data.root=/data/cifar-10-batches-py
+  zrenie classify train hw2_cifar10_cnn data.root=/data/cifar-10-batches-py     # a shipped recipe by name
   zrenie classify train resume=runs/digits
   zrenie classify eval runs/digits
   zrenie classify predict runs/digits img1.png img2.jpg
@@ -21,13 +21,6 @@ EXAMPLES = """examples:
   zrenie list models
   zrenie imgproc gaussian_blur in.jpg out.png sigma=2
 """
-# `zrenie demo` = recipes/digits_cnn.yaml written out, for installs without the repository's recipes
-# (a test keeps the two equal).
-DEMO = {"data": "digits", "data.size": 16, "data.batch_size": 64, "data.augment": "light", "model": "simple_cnn",
-        "optim.lr": 0.1, "optim.schedule": "onecycle", "classify.label_smoothing": 0.1, "epochs": 30, "ema": 0.99,
-        "out": "runs/demo", "overwrite": "true"}
-
-
 def _parser() -> argparse.ArgumentParser:
     """Built from the task registry when the command runs, so every registered task has its verbs."""
     from zrenie.tasks import get_task, list_tasks
@@ -80,14 +73,18 @@ def _add_task_verbs(verbs) -> None:
 
 
 def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
+    """A recipe (a .yaml file or the name of a shipped recipe) and the key=value overrides."""
+    from zrenie.config import is_recipe, list_recipes
+
     recipe, rest = None, []
     for arg in args:
-        if "=" not in arg and arg.endswith((".yaml", ".yml")):
+        if is_recipe(arg):
             recipe = arg
         elif "=" not in arg:
             from zrenie.errors import ConfigError
 
-            raise ConfigError(f"expected key=value or a .yaml recipe, got {arg!r}")
+            raise ConfigError(f"expected key=value or a recipe (a .yaml file or one of {', '.join(list_recipes())}), "
+                              f"got {arg!r}")
         else:
             rest.append(arg)
     return recipe, rest
@@ -186,7 +183,9 @@ def _list(what: str, pattern: str, task: str | None) -> int:
 
         names = list_datasets(pattern)
     else:
-        names = sorted(str(p) for p in Path("recipes").glob(f"{pattern}.yaml"))
+        from zrenie.config import list_recipes, shipped_recipes
+
+        names = [f"{name:24s} {shipped_recipes() / name}.yaml" for name in list_recipes(pattern)]
     print("\n".join(names))
     return 0
 
@@ -205,7 +204,7 @@ def _dispatch(ns: argparse.Namespace) -> int:
 
         return imgproc_main(ns.args)
     if ns.command == "demo":
-        return _train("classify", [f"{k}={v}" for k, v in DEMO.items()])
+        return _train("classify", ["digits_cnn", "out=runs/demo", "overwrite=true"])
     _parser().print_help()
     return 0
 
