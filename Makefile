@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/zrenie classify train digits_cnn out=runs/demo overwrite=true
-	@echo "zrenie is installed in .venv: run `. .venv/bin/activate` (then `zrenie --help`), or call .venv/bin/zrenie"
+	@echo 'zrenie is installed in .venv: run ". .venv/bin/activate" (then "zrenie --help"), or call .venv/bin/zrenie'
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
