@@ -1,7 +1,13 @@
+import dataclasses
+
 import pytest
 
-from zrenie.config import build_config, from_dict, new_config, parse_overrides, to_dict
+from zrenie.config import (DataConfig, ModelConfig, OptimConfig, TrainConfig, build_config, describe_keys, from_dict,
+                           new_config, parse_overrides, to_dict)
 from zrenie.errors import ConfigError
+from zrenie.registry import TASKS
+from zrenie.tasks import Task, list_tasks, register_task
+from zrenie.tasks.classify.task import ClassifyConfig
 
 
 def test_defaults_and_dotted_overrides():
@@ -57,3 +63,75 @@ def test_round_trip_through_dict():
     cfg = build_config(epochs=4, **{"data.root": "/x"})
     assert from_dict(to_dict(cfg)) == cfg
     assert from_dict(to_dict(new_config("classify"))) == new_config("classify")
+
+
+# --- help and the listing of keys ---------------------------------------------------------------------
+
+
+def _config_classes():
+    """The shared config dataclasses and the section of every registered task."""
+    sections = [TASKS.get(name).section for name in list_tasks() if TASKS.get(name).section is not None]
+    return [TrainConfig, DataConfig, ModelConfig, OptimConfig, *sections]
+
+
+@pytest.mark.parametrize("cls", _config_classes(), ids=lambda cls: cls.__name__)
+def test_every_field_has_one_line_help(cls):
+    for f in dataclasses.fields(cls):
+        text = f.metadata.get("help")
+        assert isinstance(text, str) and text.strip() and "\n" not in text, f"{cls.__name__}.{f.name}"
+
+
+def test_describe_keys_lists_every_field_once():
+    keys = [k.key for k in describe_keys(new_config("classify"))]
+    assert len(keys) == len(set(keys))
+    expected = {f.name for f in dataclasses.fields(TrainConfig)} - {"data", "model", "optim", "sections"}
+    expected |= {f"data.{f.name}" for f in dataclasses.fields(DataConfig)}
+    expected |= {f"model.{f.name}" for f in dataclasses.fields(ModelConfig)}
+    expected |= {f"optim.{f.name}" for f in dataclasses.fields(OptimConfig)} - {"optim.named"}
+    expected |= {f"classify.{f.name}" for f in dataclasses.fields(ClassifyConfig)}
+    assert set(keys) == expected
+
+
+def test_every_listed_key_is_accepted_with_its_listed_value():
+    defaults = new_config("classify")
+    for info in describe_keys(defaults):
+        assert build_config(**{info.key: info.value}) == defaults, info.key
+
+
+def test_describe_keys_types_values_and_help():
+    keys = {k.key: k for k in describe_keys(new_config("classify"))}
+    assert [(keys[k].type, keys[k].value) for k in ("epochs", "optim.lr", "data.name", "deterministic")] == [
+        ("int", 10), ("float", 0.1), ("str", "digits"), ("bool", False)]
+    assert keys["data.size"].type == "int or null" and keys["data.size"].value is None
+    assert keys["optim.betas"].type == "list or null"
+    assert keys["optim.name"].type == "one of sgd|adamw"
+    assert keys["classify.tta"].type == "one of none|flip|five_crop|ten_crop"
+    assert (keys["monitor"].value, keys["monitor_mode"].value) == ("val/acc1", "max")  # the task's defaults
+    assert str(keys["data.batch_size"].range) == ">= 1" and keys["data.name"].range is None
+    assert "0 freezes the weights" in keys["optim.lr"].help
+
+
+class _TwoOptimisers(Task):
+    name = "test_describe_two_optimisers"
+    optimizers = {"G": ("G",), "D": ("D",)}
+    metric_names = model_specs = build_step = test = predict = lambda *args: None
+
+
+@pytest.fixture
+def two_optimiser_task():
+    register_task(_TwoOptimisers)
+    yield _TwoOptimisers.name
+    TASKS._builders.pop(_TwoOptimisers.name, None)
+    TASKS._tags.pop(_TwoOptimisers.name, None)
+
+
+def test_named_optimiser_keys_are_listed_once(two_optimiser_task):
+    cfg = build_config(task=two_optimiser_task, **{"optim.D.lr": 2e-4})
+    keys = {k.key: k for k in describe_keys(cfg)}
+    shared = [f.name for f in dataclasses.fields(OptimConfig) if f.name != "named"]
+    assert [k for k in keys if k.startswith("optim.<NAME>.")] == [f"optim.<NAME>.{name}" for name in shared]
+    lr = keys["optim.<NAME>.lr"]
+    assert (lr.type, lr.value, str(lr.range)) == ("float", 0.1, ">= 0")
+    assert "G, D" in lr.help and "optim.lr" in lr.help
+    assert not any(k.startswith("optim.D.") for k in keys)
+    assert "optim.<NAME>.lr" not in {k.key for k in describe_keys(new_config("classify"))}

@@ -9,6 +9,9 @@ The task of a run adds to the shared keys (see `zrenie.tasks.Task`): its own sec
 sections (`optim.D.lr=2e-4`) and the keys it renamed (an old key in a recipe or a stored config is
 mapped with a notice; typed by a user it is an error that names the new key).
 
+Each field's metadata holds its one-line `help`, its `choices` or the `range` of numbers it allows
+(a `Range`); `_set` checks both, and `describe_keys` lists every key with its type, value and help.
+
 This module also holds `atomic_path`, the one way zrenie writes a file: it sits in the lowest
 layer because every layer (imgproc, engine, report, api) writes files.
 """
@@ -16,7 +19,9 @@ layer because every layer (imgproc, engine, report, api) writes files.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
+import math
 import os
 import re
 import tempfile
@@ -33,53 +38,132 @@ from zrenie.errors import ConfigError
 from zrenie.registry import TASKS
 
 
+_RANGE = re.compile(r"(>=|>|<=|<) (\S+)|in ([\[(])(\S+), (\S+)([\])])")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a key allows: `low <= value <= high`, strict at an end marked open; None is unbounded.
+
+    A field declares it as the rule a user reads, `"range": ">= 1"` or `"range": "in [0, 1)"` (see `parse`),
+    and `_set` checks it when the config is built, so every task inherits the checks and a bad value is one
+    ConfigError naming the key instead of a ZeroDivisionError an epoch later.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Range":
+        """`">= 1"`, `"> 0"`, `"<= 1"`, `"< 1"` or an interval `"in [0, 1)"`; `str()` writes it back."""
+        match = _RANGE.fullmatch(text)
+        if match is None:
+            raise ValueError(f"not a range: {text!r}")
+        op, bound, left, low, high, right = match.groups()
+        if op is not None and op[0] == ">":
+            return cls(low=float(bound), low_open=op == ">")
+        if op is not None:
+            return cls(high=float(bound), high_open=op == "<")
+        return cls(float(low), float(high), low_open=left == "(", high_open=right == ")")
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or value > self.low or (value == self.low and not self.low_open)
+        below = self.high is None or value < self.high or (value == self.high and not self.high_open)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
 @dataclass
 class DataConfig:
-    name: str = "digits"
-    root: Union[str, None] = None  # where an on-disk dataset lives
-    size: Union[int, None] = None  # resize images to size x size (None: native size)
-    batch_size: int = 128
-    workers: int = 2  # DataLoader workers for on-disk datasets
-    augment: str = "standard"  # none | light | standard | strong
-    val_fraction: float = 0.1  # carved from train when the dataset has no val split
-    download: bool = False  # use torchvision's downloader when the files are missing
-    strict: bool = False  # a corrupt image is an error instead of a counted warning
-    num_classes: Union[int, None] = None  # procedural datasets (shapes)
-    num_samples: Union[int, None] = None  # procedural datasets (shapes): images in all splits
-    seed: int = 0  # seed of the split and of procedural data
-    sampler: str = "random"  # random | balanced (each class drawn equally often: for rare classes)
-    subset_classes: Union[list, None] = None  # keep only these classes (names or indices), relabelled 0..k-1
+    name: str = field(default="digits", metadata={"help": "dataset, a registered name (zrenie list datasets)"})
+    root: Union[str, None] = field(default=None, metadata={
+        "help": "where an on-disk dataset lives (null: the dataset's default place)"})
+    size: Union[int, None] = field(default=None, metadata={
+        "help": "resize images to size x size, >= 1 (null: the dataset's native size)", "range": ">= 1"})
+    batch_size: int = field(default=128, metadata={"help": "images per batch on each process, >= 1", "range": ">= 1"})
+    workers: int = field(default=2, metadata={
+        "help": "DataLoader workers for on-disk datasets, >= 0 (0: load in the main process)", "range": ">= 0"})
+    augment: str = field(default="standard", metadata={"help": "training augmentation preset",
+                                                       "choices": ("none", "light", "standard", "strong")})
+    val_fraction: float = field(default=0.1, metadata={
+        "help": "share of train carved as val when the dataset has no val split, in [0, 1)", "range": "in [0, 1)"})
+    download: bool = field(default=False, metadata={
+        "help": "use torchvision's downloader when the files are missing"})
+    strict: bool = field(default=False, metadata={"help": "a corrupt image is an error instead of a counted warning"})
+    num_classes: Union[int, None] = field(default=None, metadata={
+        "help": "classes of a procedural dataset (shapes), >= 1 (null: its default)", "range": ">= 1"})
+    num_samples: Union[int, None] = field(default=None, metadata={
+        "help": "images in all splits of a procedural dataset (shapes), >= 1 (null: its default)",
+        "range": ">= 1"})
+    seed: int = field(default=0, metadata={"help": "seed of the split and of procedural data, >= 0",
+                                           "range": ">= 0"})
+    sampler: str = field(default="random", metadata={
+        "help": "batch sampling (balanced: each class drawn equally often, for rare classes)",
+        "choices": ("random", "balanced")})
+    subset_classes: Union[list, None] = field(default=None, metadata={
+        "help": "keep only these classes (names or indices), relabelled 0..k-1 (null: all)"})
 
 
 @dataclass
 class ModelConfig:
-    name: str = "simple_cnn"
-    dropout: Union[float, None] = None  # None: the architecture's default
-    width: Union[int, None] = None  # base channel count where the architecture has one
-    batchnorm: Union[bool, None] = None  # False: the architecture without batchnorm (simple_cnn); None: default
-    small_input: bool = False  # stem for 32x32 images on ImageNet architectures
-    weights: Union[str, None] = None  # torchvision/timm .pth or .safetensors, or a zrenie checkpoint
-    finetune: str = "full"  # scratch (ignore weights) | frozen (train the head only) | full
-    unfreeze_every: int = 0  # gradual unfreezing: one more block every N epochs, from the head down
-    kwargs: dict = field(default_factory=dict)  # architecture options, e.g. model.kwargs.width_mult=0.5
+    name: str = field(default="simple_cnn", metadata={"help": "architecture, a registered name (zrenie list models)"})
+    dropout: Union[float, None] = field(default=None, metadata={
+        "help": "dropout probability, in [0, 1) (null: the architecture's default)", "range": "in [0, 1)"})
+    width: Union[int, None] = field(default=None, metadata={
+        "help": "base channel count where the architecture has one, >= 1 (null: its default)", "range": ">= 1"})
+    batchnorm: Union[bool, None] = field(default=None, metadata={
+        "help": "false: the architecture without batchnorm (simple_cnn); null: its default"})
+    small_input: bool = field(default=False, metadata={"help": "stem for 32x32 images on ImageNet architectures"})
+    weights: Union[str, None] = field(default=None, metadata={
+        "help": "pretrained weights: torchvision/timm .pth or .safetensors, or a zrenie checkpoint"})
+    finetune: str = field(default="full", metadata={
+        "help": "with weights: scratch ignores them, frozen trains the head only, full trains everything",
+        "choices": ("scratch", "frozen", "full")})
+    unfreeze_every: int = field(default=0, metadata={
+        "help": "gradual unfreezing: one more block every N epochs from the head down, >= 0 (0: off)",
+        "range": ">= 0"})
+    kwargs: dict = field(default_factory=dict, metadata={
+        "help": "architecture options, e.g. model.kwargs.width_mult=0.5"})
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4  # never applied to norm and bias parameters
-    schedule: str = "onecycle"  # onecycle | cosine | step | constant
-    warmup_epochs: float = 0.0  # cosine: linear warmup length
-    step_epochs: int = 30  # step: decay every this many epochs
-    gamma: float = 0.1  # step: decay factor
-    grad_clip: float = 0.0  # max global grad norm of this optimiser's parameters; 0 disables
-    backbone_lr_mult: float = 1.0  # learning rate of pretrained layers relative to the new head
-    betas: Union[list, None] = None  # adamw: (beta1, beta2); None: PyTorch's (0.9, 0.999)
-    accumulate: int = 1  # micro-batches per optimiser step (gradient accumulation)
-    named: dict = field(default_factory=dict)  # a task's named optimisers: optim.D.lr=2e-4 -> {"D": {"lr": 2e-4}}
+    name: str = field(default="sgd", metadata={"help": "optimiser", "choices": ("sgd", "adamw")})
+    lr: float = field(default=0.1, metadata={"help": "peak learning rate, >= 0 (0 freezes the weights)",
+                                             "range": ">= 0"})
+    momentum: float = field(default=0.9, metadata={"help": "sgd: momentum, in [0, 1]", "range": "in [0, 1]"})
+    nesterov: bool = field(default=True, metadata={"help": "sgd: Nesterov momentum (when momentum > 0)"})
+    weight_decay: float = field(default=5e-4, metadata={
+        "help": "weight decay, >= 0; never applied to norm and bias parameters", "range": ">= 0"})
+    schedule: str = field(default="onecycle", metadata={"help": "learning-rate schedule",
+                                                        "choices": ("onecycle", "cosine", "step", "constant")})
+    warmup_epochs: float = field(default=0.0, metadata={"help": "cosine: linear warmup length in epochs, >= 0",
+                                                        "range": ">= 0"})
+    step_epochs: int = field(default=30, metadata={"help": "step: decay every this many epochs, >= 1",
+                                                   "range": ">= 1"})
+    gamma: float = field(default=0.1, metadata={"help": "step: decay factor, in (0, 1]",
+                                                "range": "in (0, 1]"})
+    grad_clip: float = field(default=0.0, metadata={
+        "help": "max global grad norm of this optimiser's parameters, >= 0 (0: off)", "range": ">= 0"})
+    backbone_lr_mult: float = field(default=1.0, metadata={
+        "help": "learning rate of pretrained layers relative to the new head, >= 0 (0 freezes them)",
+        "range": ">= 0"})
+    betas: Union[list, None] = field(default=None, metadata={
+        "help": "adamw: [beta1, beta2], each in [0, 1) (null: PyTorch's [0.9, 0.999])", "range": "in [0, 1)"})
+    accumulate: int = field(default=1, metadata={
+        "help": "micro-batches per optimiser step (gradient accumulation), >= 1", "range": ">= 1"})
+    named: dict = field(default_factory=dict, metadata={
+        "help": "a task's named optimisers: optim.D.lr=2e-4 -> {'D': {'lr': 2e-4}}"})
 
     def for_name(self, name: str) -> "OptimConfig":
         """The settings of optimiser `name`: these, with its own `optim.NAME.*` keys on top."""
@@ -88,35 +172,47 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    task: str = "classify"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    epochs: int = 10
-    out: str = "runs/run"
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: str = "auto"  # auto | off | bf16 | fp16 (auto: bf16 or fp16 on CUDA, off on CPU)
-    compile: bool = False
-    channels_last: bool = False
-    ema: float = 0.0  # EMA decay of the weights, e.g. 0.999; 0 disables
-    monitor: str = "val/loss"  # metric that picks best.pt (the task sets its own); none: best = last
-    monitor_mode: str = "min"  # max | min
-    resume: Union[str, None] = None  # run directory or checkpoint to continue from
-    overwrite: bool = False  # allow writing into a directory that holds another run
-    sync_bn: bool = False  # DDP: batchnorm statistics over the global batch (SyncBatchNorm)
-    find_unused_parameters: bool = False  # DDP: allow parameters that get no gradient in a step
-    log_every: int = 50  # steps between reads of the loss on the host (progress text, NaN check)
-    eval_every: int = 1  # epochs between validations (the last epoch is always validated)
+    task: str = field(default="classify", metadata={"help": "task of the run (zrenie list tasks)"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "dataset and loading"})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "architecture and weights"})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "optimiser and schedule"})
+    epochs: int = field(default=10, metadata={"help": "training epochs, >= 1", "range": ">= 1"})
+    out: str = field(default="runs/run", metadata={"help": "run directory"})
+    seed: int = field(default=0, metadata={"help": "seed of weights, batches and augmentation, >= 0",
+                                           "range": ">= 0"})
+    deterministic: bool = field(default=False, metadata={"help": "deterministic kernels (slower)"})
+    device: str = field(default="auto", metadata={"help": "where to train: auto | cpu | cuda | cuda:N | mps"})
+    amp: str = field(default="auto", metadata={"help": "mixed precision (auto: bf16 or fp16 on CUDA, off on CPU)",
+                                               "choices": ("auto", "off", "bf16", "fp16")})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the models"})
+    channels_last: bool = field(default=False, metadata={"help": "channels-last memory format for images and models"})
+    ema: float = field(default=0.0, metadata={"help": "EMA decay of the weights, in [0, 1), e.g. 0.999 (0: off)",
+                                              "range": "in [0, 1)"})
+    monitor: str = field(default="val/loss", metadata={
+        "help": "metric that picks best.pt (the task sets its own); none: best = last"})
+    monitor_mode: str = field(default="min", metadata={"help": "whether a larger or a smaller monitor is better",
+                                                       "choices": ("max", "min")})
+    resume: Union[str, None] = field(default=None, metadata={"help": "run directory or checkpoint to continue from"})
+    overwrite: bool = field(default=False, metadata={"help": "allow writing into a directory that holds another run"})
+    sync_bn: bool = field(default=False, metadata={
+        "help": "DDP: batchnorm statistics over the global batch (SyncBatchNorm)"})
+    find_unused_parameters: bool = field(default=False, metadata={
+        "help": "DDP: allow parameters that get no gradient in a step"})
+    log_every: int = field(default=50, metadata={
+        "help": "steps between reads of the loss on the host (progress text, NaN check), >= 1", "range": ">= 1"})
+    eval_every: int = field(default=1, metadata={
+        "help": "epochs between validations (the last epoch is always validated), >= 1", "range": ">= 1"})
     # Batchnorm statistics recomputed with the final weights before each validation (Wu & Johnson 2021):
     # for short runs, small batches and EMA weights, whose running statistics lag the weights evaluated.
-    precise_bn: bool = False
-    precise_bn_batches: int = 20  # training batches (of their own order) averaged per recomputation
-    tensorboard: bool = True
-    report: bool = True
-    progress: bool = True
-    sections: dict = field(default_factory=dict)  # the task's own section, e.g. {"classify": ClassifyConfig()}
+    precise_bn: bool = field(default=False, metadata={
+        "help": "recompute batchnorm statistics with the final weights before each validation"})
+    precise_bn_batches: int = field(default=20, metadata={
+        "help": "training batches averaged per batchnorm recomputation, >= 1", "range": ">= 1"})
+    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard event files"})
+    report: bool = field(default=True, metadata={"help": "write report.html after training"})
+    progress: bool = field(default=True, metadata={"help": "print progress while training"})
+    sections: dict = field(default_factory=dict, metadata={
+        "help": "the task's own section, e.g. {'classify': ClassifyConfig()}"})
 
     def __getattr__(self, name: str) -> Any:
         """`cfg.classify` is the classify section of a classify run."""
@@ -126,15 +222,6 @@ class TrainConfig:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
 
-CHOICES = {
-    "data.augment": ("none", "light", "standard", "strong"),
-    "data.sampler": ("random", "balanced"),
-    "model.finetune": ("scratch", "frozen", "full"),
-    "optim.name": ("sgd", "adamw"),
-    "optim.schedule": ("onecycle", "cosine", "step", "constant"),
-    "amp": ("auto", "off", "bf16", "fp16"),
-    "monitor_mode": ("max", "min"),
-}
 _HIDDEN = {"sections", "named"}  # fields that hold sub-sections; users type their keys, not these names
 
 
@@ -187,10 +274,29 @@ def _set(cfg: Any, key: str, value: Any, prefix: str = "", root: Any = None, whe
     if rest:
         raise ConfigError(f"unknown config key {full + '.' + rest!r}: {full!r} has no sub-keys")
     value = _check_type(full, value, tp)
-    choices = CHOICES.get(full) or {f.name: f.metadata.get("choices") for f in dataclasses.fields(cfg)}[head]
+    meta = _metadata(cfg, head)
+    choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"config key {full!r}: expected one of {', '.join(choices)}, got {value!r}")
+    if meta.get("range") is not None and value is not None:
+        _check_range(full, value, Range.parse(meta["range"]), tp)
     setattr(cfg, head, value)
+
+
+def _metadata(cfg: Any, name: str) -> typing.Mapping:
+    return next(f.metadata for f in dataclasses.fields(cfg) if f.name == name)
+
+
+def _check_range(key: str, value: Any, allowed: Range, tp: Any) -> None:
+    """Raises ConfigError naming `key` unless `value` (each item of a list) lies in `allowed`."""
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v in allowed for v in items):
+        rule = ("each " if isinstance(value, list) else "") + str(allowed) + (" or null" if _optional(tp) else "")
+        raise ConfigError(f"config key {key!r}: expected {rule}, got {value!r}")
+
+
+def _optional(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
 
 
 def _set_section(section: Any, rest: str, value: Any, full: str, root: Any, where: str | None) -> None:
@@ -356,6 +462,54 @@ def build_config(recipe: str | Path | None = None, **overrides: Any) -> TrainCon
     cfg = new_config(task)
     apply_overrides(cfg, {k: v for k, v in data.items() if k != "task"}, where=f"recipe {recipe}")
     return apply_overrides(cfg, {k: v for k, v in overrides.items() if k != "task"})
+
+
+@dataclass
+class KeyInfo:
+    """One key a user can set, as a help listing shows it."""
+
+    key: str  # dotted, e.g. "data.batch_size"; a named optimiser's keys read "optim.<NAME>.lr"
+    type: str  # as a user reads it: "int", "int or null", "one of sgd|adamw"
+    value: Any  # its value in the config described
+    help: str
+    range: Range | None  # the numbers it allows (each item, for a list); None: any of its type
+
+
+def describe_keys(cfg: TrainConfig) -> list[KeyInfo]:
+    """Every key a user can set on `cfg`: the shared keys, the task's section, and the keys of its named
+    optimisers, listed once as `optim.<NAME>.<key>`. `describe_keys(new_config(task))` shows `task`'s defaults."""
+    keys = _describe(cfg, "")
+    for name, section in cfg.sections.items():
+        keys += _describe(section, name + ".")
+    names = getattr(cfg, "_optimizers", ())
+    if names:
+        keys += [dataclasses.replace(k, key="optim.<NAME>." + k.key[len("optim."):],
+                                     help=f"{k.help} (NAME one of {', '.join(names)}; unset: {k.key})")
+                 for k in keys if k.key.startswith("optim.")]
+    return keys
+
+
+def _describe(cfg: Any, prefix: str) -> list[KeyInfo]:
+    hints = typing.get_type_hints(type(cfg))
+    keys = []
+    for f in dataclasses.fields(cfg):
+        if f.name in _HIDDEN:
+            continue
+        tp, value, rule = hints[f.name], getattr(cfg, f.name), f.metadata.get("range")
+        if _is_config(tp):
+            keys += _describe(value, prefix + f.name + ".")
+        else:
+            keys.append(KeyInfo(prefix + f.name, _type_name(tp, f.metadata.get("choices")), copy.deepcopy(value),
+                                f.metadata.get("help", ""), rule and Range.parse(rule)))
+    return keys
+
+
+def _type_name(tp: Any, choices: tuple | None) -> str:
+    if choices:
+        return "one of " + "|".join(choices)
+    if _optional(tp):
+        return " or ".join(a.__name__ for a in typing.get_args(tp) if a is not type(None)) + " or null"
+    return tp.__name__
 
 
 def to_dict(cfg: Any) -> dict:

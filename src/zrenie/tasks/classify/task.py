@@ -27,11 +27,16 @@ MAX_MISTAKES = 32
 class ClassifyConfig:
     """Keys of `classify.`: losses, mixing and test-time augmentation of classification only."""
 
-    tta: str = field(default="none", metadata={"choices": ("none", "flip", "five_crop", "ten_crop")})
-    class_weights: str = field(default="none", metadata={"choices": ("none", "balanced")})  # balanced: n / (k n_c)
-    label_smoothing: float = 0.0
-    mixup: float | None = None  # MixUp alpha; None: the augment preset's (0.2 for strong, else off)
-    cutmix: float | None = None  # CutMix alpha; None: the augment preset's (1.0 for strong, else off)
+    tta: str = field(default="none", metadata={"help": "test-time augmentation: predictions averaged over views",
+                                               "choices": ("none", "flip", "five_crop", "ten_crop")})
+    class_weights: str = field(default="none", metadata={"help": "loss weights per class (balanced: n / (k n_c))",
+                                                         "choices": ("none", "balanced")})
+    label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing of the loss, in [0, 1)",
+                                                          "range": "in [0, 1)"})
+    mixup: float | None = field(default=None, metadata={
+        "help": "MixUp alpha, >= 0 (0: off; null: the augment preset's, 0.2 for strong, else off)", "range": ">= 0"})
+    cutmix: float | None = field(default=None, metadata={
+        "help": "CutMix alpha, >= 0 (0: off; null: the augment preset's, 1.0 for strong, else off)", "range": ">= 0"})
 
 
 def _transfer_verb(ns, api) -> int:
