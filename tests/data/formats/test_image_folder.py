@@ -13,7 +13,7 @@ from PIL import Image
 from zrenie.config import DataConfig
 from zrenie.data.base import FileDataset, stratified_split
 from zrenie.data.formats import image_folder  # noqa: F401  (registers image_folder)
-from zrenie.data.formats.image_folder import IMAGENET_MEAN, IMAGENET_STD
+from zrenie.data.formats.image_folder import IMAGENET_MEAN, IMAGENET_STD, round_size
 from zrenie.errors import DataError
 from zrenie.registry import DATASETS
 
@@ -54,7 +54,8 @@ def test_flat_layout_pixels_labels_and_meta(tmp_path):
     assert (len(splits.train), len(splits.val), len(splits.test)) == (9, 3, 3)  # 5 per class: 3 + 1 + 1
     assert torch.bincount(splits.val.targets, minlength=3).tolist() == [1, 1, 1]
     assert torch.bincount(splits.test.targets, minlength=3).tolist() == [1, 1, 1]
-    assert (splits.in_channels, splits.image_size, splits.hflip) == (3, 224, True)
+    assert (splits.in_channels, splits.image_size, splits.hflip) == (3, 32, True)  # 10-14 px sides round up to 32
+    assert splits.extras["image_counts"] == {"train": 9, "val": 3, "test": 3}
     assert (splits.mean, splits.std) == (IMAGENET_MEAN, IMAGENET_STD)
     checked = 0
     for dataset in (splits.train, splits.val, splits.test):
@@ -199,3 +200,70 @@ def test_carving_that_leaves_a_class_without_train_images_is_an_error(tmp_path):
     write_sized_pool(tmp_path, {"bird": 2, "cat": 4})
     with pytest.raises(DataError, match=r"class 'bird' has 2 images and none is left for train .*add val/ and test/"):
         _open(tmp_path, val_fraction=0.5)
+
+
+def write_sized_images(folder: Path, sizes: list[tuple[int, int]]) -> None:
+    """One blank PNG per (W, H) in `sizes`, dealt round-robin into the class folders."""
+    for c in CLASSES:
+        (folder / c).mkdir(parents=True, exist_ok=True)
+    for i, (w, h) in enumerate(sizes):
+        Image.new("RGB", (w, h)).save(folder / CLASSES[i % len(CLASSES)] / f"{i:03d}.png")
+
+
+@pytest.mark.parametrize("side, size", [(1, 32), (16, 32), (47, 32), (48, 64), (57, 64), (80, 96), (96, 96),
+                                        (224, 224), (239, 224), (3000, 224)])
+def test_round_size_is_the_nearest_multiple_of_32_between_32_and_224(side, size):
+    assert round_size(side) == size
+
+
+def test_size_of_a_folder_of_32px_images_is_32_with_a_note(tmp_path):
+    write_sized_images(tmp_path, [(32, 32)] * 12)
+    splits = _open(tmp_path, val_fraction=0.25)
+    assert splits.image_size == 32
+    assert splits.extras["size_note"] == ("image size 32 (median of 6 training images 32x32, shorter side 32; "
+                                          "data.size= overrides; ImageNet mean/std)")
+    assert splits.extras["image_counts"] == {"train": 6, "val": 3, "test": 3}
+    assert (splits.mean, splits.std) == (IMAGENET_MEAN, IMAGENET_STD)  # kept: fine-tuning recipes rely on them
+
+
+def test_size_of_mixed_images_is_the_rounded_median_shorter_side(tmp_path):
+    # Shorter sides 30, 41, 57, 60, 70, 90, 200 (landscape and portrait): the median is 60, rounded to 64.
+    sizes = [(30, 500), (90, 41), (57, 57), (60, 80), (120, 70), (90, 100), (300, 200)]
+    write_sized_images(tmp_path, sizes)
+    splits = _open(tmp_path, val_fraction=0.0)
+    assert len(splits.train) == 7 and splits.image_size == 64
+    note = splits.extras["size_note"]
+    assert "median of 7 training images 90x80, shorter side 60 rounded to a multiple of 32" in note
+
+
+def test_size_of_huge_images_is_capped_at_224(tmp_path):
+    write_sized_images(tmp_path, [(1600, 1200)] * 3 + [(1200, 1600)] * 3)
+    splits = _open(tmp_path, val_fraction=0.0)
+    assert splits.image_size == 224
+    assert "shorter side 1200 capped at 224" in splits.extras["size_note"]
+
+
+def test_data_size_overrides_the_derived_size(tmp_path):
+    write_sized_images(tmp_path, [(32, 32)] * 6)
+    splits = _open(tmp_path, val_fraction=0.0, size=48)
+    assert splits.image_size == 48
+    assert splits.extras["size_note"] == "image size 48 (data.size=48; ImageNet mean/std)"
+
+
+def test_size_of_a_large_folder_reads_a_fixed_sample_of_headers(tmp_path, monkeypatch):
+    from zrenie.data.formats import image_folder as module
+
+    # Nine images of side 40 and six of side 200: a sample of 5 gives 32 or 224 depending on which
+    # files it holds, so equal notes across opens and data.seed values show the sample is fixed.
+    write_sized_images(tmp_path, [(40, 40)] * 9 + [(200, 200)] * 6)
+    monkeypatch.setattr(module, "SIZE_SAMPLE", 5)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    first = _open(tmp_path, val_fraction=0.0)
+    header_reads = len(opened) - 15  # drop_unreadable opens each of the 15 files once
+    again, other_seed = _open(tmp_path, val_fraction=0.0), _open(tmp_path, val_fraction=0.0, seed=7)
+    assert header_reads == 5
+    assert "median of 5 sampled of 15 training images" in first.extras["size_note"]
+    assert first.image_size == again.image_size == other_seed.image_size
+    assert first.extras["size_note"] == again.extras["size_note"] == other_seed.extras["size_note"]

@@ -6,6 +6,7 @@ from PIL import Image
 
 import zrenie
 from zrenie.errors import DataError
+from zrenie.nn.checkpoint import load_checkpoint, resolve_checkpoint
 
 
 # Red and blue are separable at a glance: a trained model gets them all, an untrained one is at
@@ -28,16 +29,18 @@ def folder(tmp_path):
 
 
 def _train(folder, out, **extra):
+    # No data.size: the size comes from the images (median shorter side about 26 px -> 32).
     with pytest.warns(UserWarning, match="skipped 1 corrupt"):
         return zrenie.train("classify", data="image_folder", out=str(out), epochs=3, progress=False,
                             tensorboard=False, **{
-                                "data.root": str(folder), "data.size": 16, "data.batch_size": 8,
+                                "data.root": str(folder), "data.batch_size": 8,
                                 "data.workers": 1, "data.val_fraction": 0.25, "model.width": 8, **extra})
 
 
 def test_image_folder_trains_with_workers_and_skips_corrupt_file(folder, tmp_path):
     result = _train(folder, tmp_path / "run")
     assert result["test"]["acc1"] >= LEARNT
+    assert load_checkpoint(resolve_checkpoint(result["run_dir"]))["preprocess"]["image_size"] == 32
     preds = zrenie.predict(result["run_dir"], [folder / "blue" / "0.jpg"], topk=2)
     assert [c for c, _ in preds[0].top] == ["blue", "red"]
     # The same run without learning stays below the threshold: it measures training, not chance.

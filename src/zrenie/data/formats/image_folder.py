@@ -12,11 +12,16 @@ they are disjoint: no file is in two splits. Test is never val: best.pt is chose
 test score measured on val would be biased upwards. Class names are the sorted folder names of the
 train pool, as torchvision's `ImageFolder` orders them, so class indices agree with it. Images are
 found recursively inside each class folder and decoded per sample (`FileDataset`, 3 channels).
+
+Without `data.size`, the side the model sees comes from the data (`derive_size`): the median
+shorter side of the training images, rounded to a multiple of 32 and capped at 224, so a folder of
+32x32 images trains at 32 rather than being upscaled 49-fold in pixels to 224.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,17 @@ from zrenie.registry import DATASETS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 224  # the input side of the ImageNet-pretrained backbones these datasets are meant for
+# A size derived from the data is capped at the pretrained backbones' input side: they were trained at
+# 224, and compute grows with the square of the side, so a folder of 3000x4000 photos at its median
+# side would cost about 180 times as much per image, at a scale the backbones were not trained at.
+SIZE_CAP = DEFAULT_SIZE
+SIZE_STEP = 32  # derived sizes are multiples of 32, the total stride of the common backbones
+# Headers read to derive the size: the median of a random sample of 2,000 lies within the population's
+# 48th to 52nd percentiles (its rank's standard error is 0.5/sqrt(n) = 1.1%), and reading 2,000
+# headers took 0.06 s (400x300 PNG and JPEG files, warm page cache), however large the folder.
+SIZE_SAMPLE = 2000
+SIZE_SAMPLE_SEED = 0  # fixed, not data.seed: every process (DDP ranks, resume) must derive the same size
+_OVERRIDE = "data.size= overrides; ImageNet mean/std"  # the tail of every derived size note
 # The ImageNet statistics: fine-tuning a pretrained backbone needs the normalisation it was trained with.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -102,15 +118,65 @@ def carve_splits(train: FileDataset, missing: list[str], fraction: float, seed: 
     return {"train": train.subset(kept), **{split: train.subset(idx) for split, idx in zip(missing, carved)}}
 
 
+def round_size(side: int, step: int = SIZE_STEP, cap: int = SIZE_CAP) -> int:
+    """`side` rounded to the nearest multiple of `step` (at least `step`), then capped at `cap`."""
+    return min(cap, max(step, int(side / step + 0.5) * step))
+
+
+def derive_size(paths: list[str]) -> tuple[int, str]:
+    """The square side for images at `paths`, from their headers alone, and a note saying how it was chosen.
+
+    `PIL.Image.open` reads the header and leaves the pixels undecoded, so this costs one small read
+    per file; at most `SIZE_SAMPLE` files are read, a fixed-seed sample of larger folders.
+
+    Args:
+        paths: the training images, already checked to open (`drop_unreadable`).
+
+    Returns:
+        (size, note): `round_size` of the median shorter side (the side eval resizes and crops to,
+        see `eval_transform`), and one line for the run header.
+    """
+    from PIL import Image
+
+    chosen = paths
+    if len(paths) > SIZE_SAMPLE:
+        picked = np.random.default_rng(SIZE_SAMPLE_SEED).choice(len(paths), SIZE_SAMPLE, replace=False)
+        chosen = [paths[i] for i in np.sort(picked)]
+    sizes = []  # (W, H) per image
+    for path in chosen:
+        try:
+            with Image.open(path) as im:
+                sizes.append(im.size)
+        except Exception:  # verified moments ago; one that breaks now is FileDataset's error to report
+            continue
+    if not sizes:
+        return DEFAULT_SIZE, f"image size {DEFAULT_SIZE} (no training image header could be read; {_OVERRIDE})"
+    side = statistics.median_low(min(w, h) for w, h in sizes)
+    size = round_size(side)
+    width, height = (statistics.median_low(dim) for dim in zip(*sizes))
+    counted = f"{len(sizes):,}" if len(chosen) == len(paths) else f"{len(sizes):,} sampled of {len(paths):,}"
+    if size == side:
+        how = f"shorter side {side}"
+    elif size == SIZE_CAP and side > SIZE_CAP:
+        how = f"shorter side {side} capped at {SIZE_CAP}"
+    else:
+        how = f"shorter side {side} rounded to a multiple of {SIZE_STEP}"
+    return size, f"image size {size} (median of {counted} training images {width}x{height}, {how}; {_OVERRIDE})"
+
+
 @DATASETS.register("image_folder")
 def image_folder(cfg: DataConfig) -> DatasetSplits:
     """Images sorted into one folder per class (see the module docstring for both layouts).
 
     Without a val/ folder, val is a stratified `data.val_fraction` of train; without a test/
     folder, so is test, carved from what val leaves (seed `data.seed`, see `carve_splits`). The
-    train split is what remains. `data.size` defaults to 224; the resize itself is the loader's
-    transform. Mean/std are ImageNet's. Every file is checked once here: corrupt ones are skipped
-    with one warning that counts them, or raise with `data.strict=true`. `data.download` does not apply.
+    train split is what remains. `data.size` defaults to the size derived from the train split
+    (`derive_size`); the resize itself is the loader's transform. `extras["size_note"]` says how the
+    size was chosen and `extras["image_counts"]` holds the images per split. Mean/std are ImageNet's,
+    also for training from scratch: the dataset's own would suit that better, but switching by
+    recipe would silently change what fine-tuning runs learn. Every file is checked once here:
+    corrupt ones are skipped with one warning that counts them, or raise with `data.strict=true`.
+    `data.download` does not apply.
     """
     root = open_root(cfg)
     pools = _pools(root)
@@ -129,6 +195,13 @@ def image_folder(cfg: DataConfig) -> DatasetSplits:
     missing = [split for split in CARVED if split not in splits]
     if missing:
         splits.update(carve_splits(splits["train"], missing, cfg.val_fraction, cfg.seed))
+    if cfg.size:
+        size, note = cfg.size, f"image size {cfg.size} (data.size={cfg.size}; ImageNet mean/std)"
+    else:
+        # A second pass over the files (drop_unreadable lives in base and returns no sizes), kept
+        # cheap: headers only, of at most SIZE_SAMPLE train files.
+        size, note = derive_size([path for path, _ in splits["train"].samples])
+    counts = {split: len(splits[split]) for split in ("train", "val", "test")}
     return DatasetSplits(train=splits["train"], val=splits["val"], test=splits["test"], classes=classes,
-                         in_channels=3, image_size=cfg.size or DEFAULT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                         hflip=True)
+                         in_channels=3, image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD, hflip=True,
+                         extras={"size_note": note, "image_counts": counts})
