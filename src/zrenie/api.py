@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -17,14 +16,12 @@ import torch
 from zrenie.config import TrainConfig, apply_overrides, atomic_path, build_config, from_dict, load_recipe, save_config
 from zrenie.engine import distributed as dist
 from zrenie.engine.rng import deterministic_mode, seed_everything
-from zrenie.engine.trainer import Trainer
-from zrenie.errors import CheckpointError, ConfigError, RunDirError
+from zrenie.engine.run_dir import check_run_dir, create_run_dir, remove_failed_start
+from zrenie.engine.trainer import Trainer, TrainingInterrupted
+from zrenie.errors import CheckpointError, ConfigError
 from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load_checkpoint, load_model_state,
                                   load_run, resolve_checkpoint)
 from zrenie.tasks import Task, get_task
-
-_RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.csv")
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -49,31 +46,9 @@ def _resume_config(resume: str, recipe: str | Path | None, overrides: dict[str, 
     return cfg, state
 
 
-def _check_run_dir(cfg: TrainConfig) -> bool:
-    """Refuses a directory that holds another run unless resuming or overwriting; returns whether it holds one."""
-    run_dir = Path(cfg.out)
-    holds_run = run_dir.is_dir() and any((run_dir / f).exists() for f in _RUN_FILES)
-    if holds_run and cfg.resume is None and not cfg.overwrite:
-        raise RunDirError(f"{run_dir} already holds a run; pass resume={run_dir} to continue it "
-                          f"or overwrite=true to replace it")
-    return holds_run
-
-
-def _create_run_dir(cfg: TrainConfig, holds_run: bool) -> Path:
-    """Written only once data and model are built, so a bad input leaves nothing behind."""
-    run_dir = Path(cfg.out)
-    dist.barrier()  # every rank has checked before the main one writes
-    if dist.is_main():
-        if holds_run and cfg.resume is None:
-            for name in ("tb", "report.html"):
-                p = run_dir / name
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-            for name in ("best.pt", "last.pt"):
-                (run_dir / name).unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    dist.barrier()
-    return run_dir
+def resume_command(cfg: TrainConfig) -> str:
+    """The command that continues a run of this config."""
+    return f"zrenie {cfg.task} train resume={cfg.out}"
 
 
 def _check_monitor(cfg: TrainConfig, names: list[str]) -> None:
@@ -118,9 +93,16 @@ def train(task: str = "classify", recipe: str | Path | None = None,
 
 def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.device,
            callbacks: list[Callable[[dict], None]] | None) -> dict[str, Any]:
-    holds_run = _check_run_dir(cfg)
-    if task_impl.run is not None:  # a task with its own loop: the folder is still made here
-        return task_impl.run(cfg, _create_run_dir(cfg, holds_run))
+    holds_run = check_run_dir(cfg, resume_command(cfg))
+    if task_impl.run is not None:  # a task with its own loop: the folder is still made and closed here
+        run_dir, created = create_run_dir(cfg, holds_run)
+        try:
+            result = task_impl.run(cfg, run_dir)
+        except BaseException:
+            remove_failed_start(run_dir, created)
+            raise
+        _write_results(run_dir, result.get("test") or {})
+        return result
     splits = task_impl.build_data(cfg)
     preprocess = splits.meta()
     _check_monitor(cfg, task_impl.metric_names(cfg, preprocess))
@@ -138,22 +120,55 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
     val_loader = task_impl.build_loader(splits, "val", cfg, device)  # also sets the val split's eval transform
     if hasattr(task_impl, "check_forward"):
         task_impl.check_forward(models, splits, device)
-    run_dir = _create_run_dir(cfg, holds_run)
+    _print_header(cfg, splits, models, device, state)
+    run_dir, created = create_run_dir(cfg, holds_run)
     lr_mults = {name: task_impl.lr_mult_of(cfg, name, model) for name, model in models.items()}
     bn_loader = _bn_loader(task_impl, splits, cfg, device) if cfg.precise_bn else None
-    trainer = Trainer(models, step, task_impl.optimizers, train_loader, val_loader, cfg, run_dir, device,
-                      {"task": cfg.task, "preprocess": preprocess}, specs, callbacks, lr_mults, task_impl.ema_models,
-                      bn_loader)
-    if state is not None:
-        trainer.load_state_dict(state)
     try:
-        val = trainer.fit()
-    finally:
-        trainer.close()
+        trainer = Trainer(models, step, task_impl.optimizers, train_loader, val_loader, cfg, run_dir, device,
+                          {"task": cfg.task, "preprocess": preprocess}, specs, callbacks, lr_mults,
+                          task_impl.ema_models, bn_loader)
+        if state is not None:
+            trainer.load_state_dict(state)
+        try:
+            val = trainer.fit()
+        finally:
+            trainer.close()
+    except BaseException:
+        remove_failed_start(run_dir, created)  # nothing was trained: no stub to refuse the next attempt
+        raise
     dist.barrier()  # best.pt is written before any process reads it
-    result: dict[str, Any] = {"run_dir": run_dir, "val": val, **_finish(task_impl, run_dir, cfg, splits, device)}
+    try:
+        tested = _finish(task_impl, run_dir, cfg, splits, device)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted during the test pass; training is complete and saved in {run_dir}; "
+                                  f"test and report with `{resume_command(cfg)}`") from None
     dist.barrier()
-    return result
+    return {"run_dir": run_dir, "val": val, **tested}
+
+
+def _print_header(cfg: TrainConfig, splits, models: dict[str, torch.nn.Module], device: torch.device,
+                  state: dict | None) -> None:
+    """What is about to run: task, model size, data counts and image size, device, AMP, output, weights."""
+    from zrenie.engine.evaluate import resolve_amp
+    from zrenie.engine.logging import print_run_header
+
+    params = sum(p.numel() for m in models.values() for p in m.parameters())
+    size = splits.extras.get("size_note") or (f"image size {splits.image_size}" if splits.image_size
+                                              else "images at their own size")
+    amp = resolve_amp(cfg.amp, device)
+    names = cfg.model.name if len(models) == 1 else ", ".join(models)
+    rows = [("model", f"{names}  ({params:,} parameters)"),
+            ("data", f"{cfg.data.name}: train {len(splits.train):,}, val {len(splits.val):,}, "
+                     f"test {len(splits.test):,}; {size}"),
+            ("device", f"{device}, AMP {str(amp).removeprefix('torch.') if amp else 'off'}"),
+            ("output", str(cfg.out))]
+    if state is not None:
+        rows.append(("resumed", f"{cfg.resume} (epoch {state['epoch']}, batch {state['batch']})"))
+    elif cfg.model.weights and cfg.model.finetune != "scratch":
+        rows.append(("weights", f"{cfg.model.weights} (model.finetune={cfg.model.finetune})"))
+    if dist.is_main():
+        print_run_header(f"zrenie {cfg.task} train", rows)
 
 
 def _bn_loader(task_impl: Task, splits, cfg: TrainConfig, device: torch.device):
@@ -172,14 +187,20 @@ def _finish(task_impl: Task, run_dir: Path, cfg: TrainConfig, splits, device: to
     tested = task_impl.test(handle.models, splits, cfg, device)
     if not dist.is_main():
         return {"test": tested["metrics"], "report": None}
-    from zrenie.report.compare import RESULTS_FILE
-
-    with atomic_path(run_dir / RESULTS_FILE) as tmp:
-        tmp.write_text(json.dumps(tested["metrics"], indent=2))
+    _write_results(run_dir, tested["metrics"])
     report = None
     if cfg.report:
         report = write_run_report(task_impl, run_dir, cfg, tested, handle.preprocess)
     return {"test": tested["metrics"], "report": report}
+
+
+def _write_results(run_dir: Path, metrics: dict[str, float]) -> None:
+    """results.json: the test metrics, and the mark of a finished run."""
+    from zrenie.report.compare import RESULTS_FILE
+
+    if dist.is_main():
+        with atomic_path(run_dir / RESULTS_FILE) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2))
 
 
 def write_run_report(task_impl: Task, run_dir: Path, cfg: TrainConfig, tested: dict, preprocess: dict) -> Path:

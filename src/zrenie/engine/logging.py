@@ -20,6 +20,14 @@ from zrenie.config import atomic_path
 console = Console(stderr=True)
 
 
+def print_run_header(title: str, rows: list[tuple[str, str]]) -> None:
+    """The first lines of a run: what runs, on what, where it writes (one `name  value` line each)."""
+    width = max(len(name) for name, _ in rows)
+    console.print(title, highlight=False, soft_wrap=True)
+    for name, value in rows:
+        console.print(f"  {name:<{width}}  {value}", highlight=False, soft_wrap=True)
+
+
 class EpochProgress:
     """A progress bar over one epoch showing loss, images/s and ETA; silent when disabled."""
 

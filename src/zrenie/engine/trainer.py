@@ -288,8 +288,8 @@ class Trainer:
     def _raise_interrupted(self) -> None:
         dist.barrier()
         where = f"epoch {self.epoch + 1}, batch {self.batch}" if self.batch else f"the end of epoch {self.epoch}"
-        raise TrainingInterrupted(f"interrupted at {where}; saved {self.run_dir / 'last.pt'}; "
-                                  f"continue with resume={self.run_dir}") from None
+        raise TrainingInterrupted(f"interrupted at {where}; saved {self.run_dir / 'last.pt'}; continue with "
+                                  f"`zrenie {self.cfg.task} train resume={self.run_dir}`") from None
 
     def _is_improvement(self, value: float | None) -> bool:
         if self.cfg.monitor == "none":

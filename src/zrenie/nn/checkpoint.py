@@ -50,10 +50,12 @@ def resolve_checkpoint(run_or_ckpt: str | Path, name: str = "best.pt") -> Path:
     """A checkpoint file, or `name` inside a run directory (falling back to last.pt)."""
     path = Path(run_or_ckpt)
     if path.is_dir():
-        for candidate in dict.fromkeys((path / name, path / "last.pt")):
-            if candidate.is_file():
-                return candidate
-        raise CheckpointError(f"no checkpoint in run directory {path} (expected {name} or last.pt)")
+        names = list(dict.fromkeys((name, "last.pt")))
+        for candidate in names:
+            if (path / candidate).is_file():
+                return path / candidate
+        raise CheckpointError(f"no checkpoint in run directory {path} (expected {' or '.join(names)}): "
+                              f"it never finished an epoch")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     return path

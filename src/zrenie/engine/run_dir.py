@@ -1,0 +1,88 @@
+"""The life of a run directory: whether `out=` may be used, when it is created, and what a failed start removes.
+
+A run directory holds `config.yaml`, `metrics.csv`, `tb/`, `last.pt`, `best.pt`, `results.json`,
+`report.html` and its PNGs. It is created only when training starts (after data, models and one
+forward pass are checked), and a run that stops before its first checkpoint leaves nothing behind,
+so re-running the same command is never refused because of a stub.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from zrenie.config import TrainConfig, save_config
+from zrenie.engine import distributed as dist
+from zrenie.errors import RunDirError
+
+CHECKPOINTS = ("last.pt", "best.pt")
+# Everything a run writes; a folder holding only these (and no checkpoint) is an unfinished start.
+RUN_FILES = ("config.yaml", "metrics.csv", "tb", "results.json", "report.html", *CHECKPOINTS)
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a run: one that saved a checkpoint, or finished (results.json, written also by
+    tasks with their own loop)."""
+    return any((run_dir / name).is_file() for name in (*CHECKPOINTS, "results.json"))
+
+
+def _foreign_files(run_dir: Path) -> list[str]:
+    """Names in `run_dir` that no run writes: the user's own files."""
+    return sorted(p.name for p in run_dir.iterdir()
+                  if p.name not in RUN_FILES and p.suffix != ".png" and not p.name.startswith("."))
+
+
+def check_run_dir(cfg: TrainConfig, resume_hint: str) -> bool:
+    """Refuses `out=` when training into it would lose something; returns whether it holds a run.
+
+    Args:
+        resume_hint: the command that continues a run in this folder, for the message.
+    """
+    run_dir = Path(cfg.out)
+    if not run_dir.exists() or cfg.resume is not None:
+        return run_dir.exists() and holds_run(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"out={run_dir} is a file, not a folder")
+    if holds_run(run_dir):
+        if not cfg.overwrite:
+            raise RunDirError(f"{run_dir} already holds a run; continue it with `{resume_hint}` "
+                              f"or pass overwrite=true to replace it")
+        return True
+    foreign = _foreign_files(run_dir)
+    if foreign and not cfg.overwrite:
+        raise RunDirError(f"{run_dir} holds files that are not a zrenie run ({', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new out= folder, "
+                          f"or pass overwrite=true to write into it anyway")
+    return False
+
+
+def create_run_dir(cfg: TrainConfig, replaces_run: bool) -> tuple[Path, bool]:
+    """Creates (or clears, for overwrite=true) the run directory and writes config.yaml.
+
+    Returns:
+        the directory, and whether this call created it (so that a failed start can remove it).
+    """
+    run_dir = Path(cfg.out)
+    created = not run_dir.exists()
+    dist.barrier()  # every rank has checked before the main one writes
+    if dist.is_main():
+        if cfg.resume is None:  # a new run: what an earlier run (or an unfinished start) wrote goes
+            for name in RUN_FILES:
+                path = run_dir / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    dist.barrier()
+    return run_dir, created
+
+
+def remove_failed_start(run_dir: Path, created: bool) -> None:
+    """After a failure before the first checkpoint: the folder goes if this run created it, else its files do."""
+    if not dist.is_main() or holds_run(run_dir):
+        return
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in RUN_FILES:
+        path = run_dir / name
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
