@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import numpy as np
 import torch
 
-from zrenie.report.html import Section, format_value, write_report
+from zrenie.report.html import Section, format_value, render_page, save_page, write_report
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n"  # the file only has to exist for the report to reference it
 
@@ -102,3 +102,13 @@ def test_report_write_is_atomic_and_overwrites(tmp_path):
     page = second.read_text()
     assert "second" in page and "first" not in page and "hello" in page
     assert [p.name for p in run_dir.iterdir()] == ["report.html"]
+
+
+def test_render_page_wraps_fragments_and_save_page_writes_them(tmp_path):
+    page = render_page("a <b> run", ["<p>one</p>", "<details><summary>s</summary></details>"])
+    assert "<title>a &lt;b&gt; run</title>" in page and "<h1>a &lt;b&gt; run</h1>" in page
+    assert page.index("<h1>") < page.index("<p>one</p>") < page.index("<details>") < page.index("</body>")
+    assert "details > summary" in page  # the collapsed config of the run report is styled
+    out = save_page(tmp_path / "new", page)
+    assert out == tmp_path / "new" / "report.html" and out.read_text(encoding="utf-8") == page
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]

@@ -14,7 +14,10 @@ from zrenie.report.plots import (
     image_grid,
     plot_confusion_matrix,
     plot_learning_curves,
+    plot_learning_rate,
+    read_epochs,
     read_metric_columns,
+    uses_log_scale,
 )
 
 METRICS_CSV = """epoch,lr,time,train/loss,val/loss,val/acc1,train/acc1,val/iou/mean
@@ -78,6 +81,68 @@ def test_plot_learning_curves_without_metric_columns_or_file(tmp_path):
         assert im.size[0] > 100
     with pytest.raises(DataError, match="missing.csv"):
         plot_learning_curves(tmp_path / "missing.csv", tmp_path / "x.png")
+
+
+def test_read_epochs_keeps_numbers_and_drops_empty_cells(tmp_path):
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_text(METRICS_CSV)
+    epochs = read_epochs(csv_path)
+    assert len(epochs) == 4
+    assert epochs[0] == {"epoch": 1.0, "lr": 0.1, "time": 3.2, "train/loss": 2.30, "train/acc1": 0.11}
+    assert epochs[1]["val/iou/mean"] == 0.30
+    assert list(epochs[1]) == [
+        "epoch", "lr", "time", "train/loss", "val/loss", "val/acc1", "train/acc1", "val/iou/mean",
+    ]
+
+
+def test_log_scale_only_for_a_loss_spanning_more_than_ten():
+    assert uses_log_scale("loss", [2.3, 0.9, 0.2])  # 11.5x
+    assert not uses_log_scale("loss", [2.3, 0.9, 0.3])  # 7.7x
+    assert uses_log_scale("loss_box", [5.0, 0.1])
+    assert not uses_log_scale("acc1", [0.01, 0.99])  # a bounded score stays linear
+    assert not uses_log_scale("loss", [3.0, 0.01, -0.5])  # a log axis cannot show values <= 0
+    assert not uses_log_scale("loss", [])
+
+
+def test_plot_learning_curves_exclude_and_best_epoch(tmp_path):
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_text(METRICS_CSV)
+    full = _pixels(plot_learning_curves(csv_path, tmp_path / "full.png"))
+    fewer = _pixels(plot_learning_curves(csv_path, tmp_path / "fewer.png", exclude={"acc1", "iou/mean"}))
+    assert fewer.shape[1] < full.shape[1] / 2  # one subplot instead of three
+    marked = _pixels(plot_learning_curves(csv_path, tmp_path / "marked.png", best_epoch=4))
+    assert marked.shape == full.shape and not np.array_equal(marked, full)
+
+
+def test_loss_spanning_more_than_ten_is_drawn_on_a_log_axis(tmp_path):
+    narrow, wide = tmp_path / "narrow.csv", tmp_path / "wide.csv"
+    narrow.write_text("epoch,train/loss\n1,2.0\n2,1.0\n3,0.5\n")
+    wide.write_text("epoch,train/loss\n1,2.0\n2,0.2\n3,0.02\n")
+    # On a log axis 2.0, 0.2, 0.02 are equally spaced; on a linear one the last two points are nearly level.
+    for path, log in ((narrow, False), (wide, True)):
+        pixels = _pixels(plot_learning_curves(path, path.with_suffix(".png")))
+        line = _line_heights(pixels, (31, 119, 180))  # matplotlib's C0
+        drops = np.diff(line)
+        assert (abs(drops[0] - drops[1]) < 0.2 * drops[0]) == log
+
+
+def _line_heights(pixels: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
+    """The row of the line's marker at its first, middle and last column (rows grow downwards)."""
+    ys, xs = np.nonzero((np.abs(pixels.astype(int) - np.array(rgb)).max(axis=-1) <= 3))
+    columns = [xs.min() + 3, (xs.min() + xs.max()) // 2, xs.max() - 3]
+    return np.array([ys[np.abs(xs - c) <= 1].mean() for c in columns])
+
+
+def test_plot_learning_rate(tmp_path):
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_text(METRICS_CSV)
+    out = plot_learning_rate(csv_path, tmp_path / "lr.png")
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 200
+    assert _count_colour(_pixels(out), (44, 160, 44)) > 100  # matplotlib's C2 line
+    (tmp_path / "no_lr.csv").write_text("epoch,train/loss\n1,1.0\n")
+    with pytest.raises(DataError, match="no lr column"):
+        plot_learning_rate(tmp_path / "no_lr.csv", tmp_path / "x.png")
 
 
 def test_confusion_matrix_colours_follow_the_matrix(tmp_path):

@@ -37,6 +37,10 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #666; font-size: .85em; }
 p.text { white-space: pre-wrap; }
 p.missing { color: #a33; }
+h3 { font-size: 1em; margin: .6em 0 .2em; }
+details { margin: 1.5em 0; border: 1px solid #ddd; border-radius: 4px; padding: .4em .8em; }
+details > summary { cursor: pointer; font-weight: 600; }
+div.groups { display: flex; flex-wrap: wrap; gap: 0 2em; align-items: flex-start; }
 """
 
 
@@ -127,19 +131,37 @@ def render_section(run_dir: Path, section: Section) -> str:
     return "\n".join(parts)
 
 
-def render_report(run_dir: Path, title: str, sections: list[Section], summary: dict[str, Any] | None = None) -> str:
-    """Builds the report page as a string; `write_report` saves it."""
-    run_dir = Path(run_dir)
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    if summary:
-        body.append(render_table(summary, css_class="summary"))
-    body.extend(render_section(run_dir, s) for s in sections)
+def render_page(title: str, body: Sequence[str]) -> str:
+    """Wraps already rendered (and escaped) HTML fragments into the self-contained page."""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
+
+
+def render_report(run_dir: Path, title: str, sections: list[Section], summary: dict[str, Any] | None = None) -> str:
+    """Builds the report page as a string; `write_report` saves it."""
+    run_dir = Path(run_dir)
+    body = [render_table(summary, css_class="summary")] if summary else []
+    body.extend(render_section(run_dir, s) for s in sections)
+    return render_page(title, body)
+
+
+def save_page(run_dir: Path, page: str) -> Path:
+    """Writes a page as `run_dir/report.html` atomically (a temp file in run_dir, then a rename).
+
+    Returns:
+        The path of report.html; run_dir is created if missing.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out = run_dir / REPORT_NAME
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return out
 
 
 def write_report(
@@ -156,10 +178,4 @@ def write_report(
     Returns:
         The path of report.html.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    page = render_report(run_dir, title, sections, summary)
-    out = run_dir / REPORT_NAME
-    with atomic_path(out) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return out
+    return save_page(run_dir, render_report(run_dir, title, sections, summary))

@@ -1,4 +1,4 @@
-"""Report pictures: learning curves, confusion matrices and captioned image grids, saved as PNG.
+"""Report pictures: learning curves, the learning rate, confusion matrices and captioned image grids, saved as PNG.
 
 Figures are built with `matplotlib.figure.Figure` directly rather than `pyplot`, so no global
 figure registry or GUI backend is involved: plotting is safe in worker threads, on headless
@@ -11,12 +11,13 @@ import csv
 import math
 import textwrap
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from torch import Tensor
 
 from zrenie.config import atomic_path
@@ -29,6 +30,7 @@ MAX_ANNOTATED_CLASSES = 20
 # Beyond this many classes tick labels overlap even at the smallest font, so they are dropped.
 MAX_LABELLED_CLASSES = 60
 CAPTION_WIDTH = 22  # characters per caption line before wrapping
+LOG_SCALE_SPAN = 10.0  # a loss whose max / min exceeds this is drawn on a log axis
 
 
 def save_figure(fig: Figure, out_png: Path, dpi: int = 100) -> Path:
@@ -45,6 +47,33 @@ def save_figure(fig: Figure, out_png: Path, dpi: int = 100) -> Path:
     return out_png
 
 
+def read_epochs(metrics_csv: Path) -> list[dict[str, float]]:
+    """Reads a metrics.csv as one `{column: value}` dict per row, in file order.
+
+    Empty cells (epochs without validation), text and non-finite values are left out of their
+    row rather than read as zero, so `"val/acc1" in row` says whether that epoch was validated.
+    """
+    return _read_csv(metrics_csv)[1]
+
+
+def _read_csv(metrics_csv: Path) -> tuple[list[str], list[dict[str, float]]]:
+    metrics_csv = Path(metrics_csv)
+    if not metrics_csv.is_file():
+        raise DataError(f"metrics file not found: {metrics_csv}")
+    try:
+        with open(metrics_csv, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            raw = list(reader)
+            columns = [c for c in (reader.fieldnames or []) if c]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"unreadable metrics file: {metrics_csv} ({type(err).__name__})") from None
+    rows = []
+    for cells in raw:
+        values = {c: _to_float(cells.get(c)) for c in columns}
+        rows.append({c: v for c, v in values.items() if v is not None})
+    return columns, rows
+
+
 def read_metric_columns(metrics_csv: Path) -> tuple[dict[str, dict[str, tuple[list[float], list[float]]]], str]:
     """Reads the `split/metric` columns of a metrics.csv.
 
@@ -55,30 +84,17 @@ def read_metric_columns(metrics_csv: Path) -> tuple[dict[str, dict[str, tuple[li
         `({metric: {split: (xs, ys)}}, x_label)`, metrics and splits in column order; x is the
         `epoch` column when present, else the row number.
     """
-    metrics_csv = Path(metrics_csv)
-    if not metrics_csv.is_file():
-        raise DataError(f"metrics file not found: {metrics_csv}")
-    try:
-        with open(metrics_csv, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"unreadable metrics file: {metrics_csv} ({type(err).__name__})") from None
-    columns = list(rows[0].keys()) if rows else []
+    columns, rows = _read_csv(metrics_csv)
     x_label = "epoch" if "epoch" in columns else "row"
     curves: dict[str, dict[str, tuple[list[float], list[float]]]] = defaultdict(dict)
     for column in columns:
-        if column is None or "/" not in column:
+        if "/" not in column:
             continue
         split, metric = column.split("/", 1)
-        xs, ys = [], []
-        for i, row in enumerate(rows):
-            x = _to_float(row.get("epoch")) if x_label == "epoch" else float(i + 1)
-            y = _to_float(row.get(column))
-            if x is not None and y is not None:
-                xs.append(x)
-                ys.append(y)
-        if xs:
-            curves[metric][split] = (xs, ys)
+        points = [(_x(row, i, x_label), row[column]) for i, row in enumerate(rows) if column in row]
+        points = [(x, y) for x, y in points if x is not None]
+        if points:
+            curves[metric][split] = ([x for x, _ in points], [y for _, y in points])
     return dict(curves), x_label
 
 
@@ -92,19 +108,43 @@ def _to_float(cell: str | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def plot_learning_curves(metrics_csv: Path, out_png: Path) -> Path:
+def _x(row: dict[str, float], i: int, x_label: str) -> float | None:
+    return row.get("epoch") if x_label == "epoch" else float(i + 1)
+
+
+def uses_log_scale(metric: str, values: list[float]) -> bool:
+    """Whether a learning-curve subplot gets a log y axis: a loss that spans more than `LOG_SCALE_SPAN`.
+
+    A loss that falls from 2.3 to 0.02 looks flat after the first epochs on a linear axis, which hides
+    the late progress and the gap between training and validation; within a factor of 10 the linear
+    axis shows the same and reads more naturally. Accuracies and other bounded scores stay linear, and
+    so does a loss with values <= 0 (adversarial losses), which a log axis cannot show.
+    """
+    if "loss" not in metric or not values or min(values) <= 0:
+        return False
+    return max(values) / min(values) > LOG_SCALE_SPAN
+
+
+def plot_learning_curves(
+    metrics_csv: Path, out_png: Path, exclude: Collection[str] = (), best_epoch: float | None = None
+) -> Path:
     """Plots every `split/metric` column of a metrics.csv against the epoch.
 
-    One subplot per metric name (loss, acc1, ...), one line per split (train, val, ...).
+    One subplot per metric name (loss, acc1, ...), one line per split (train, val, ...). A loss
+    subplot has a log y axis when the loss spans more than a factor of 10 (see `uses_log_scale`).
 
     Args:
         metrics_csv: a CSV with a header row such as `epoch,lr,time,train/loss,val/loss,val/acc1`.
         out_png: where the PNG goes; folders are created.
+        exclude: metric names (the part after `split/`) to leave out, e.g. `{"acc5"}`.
+        best_epoch: the epoch of best.pt, marked with a dashed vertical line in every subplot.
 
     Returns:
         `out_png`.
     """
     curves, x_label = read_metric_columns(metrics_csv)
+    excluded = set(exclude)
+    curves = {metric: splits for metric, splits in curves.items() if metric not in excluded}
     if not curves:
         fig = Figure(figsize=(4, 2))
         fig.text(0.5, 0.5, f"no split/metric columns in {Path(metrics_csv).name}", ha="center", va="center")
@@ -121,15 +161,51 @@ def plot_learning_curves(metrics_csv: Path, out_png: Path) -> Path:
             xs, ys = splits[split]
             # Markers keep a curve with a handful of points (or one validation epoch) visible.
             ax.plot(xs, ys, label=split, color=colours[split], marker="o" if len(xs) <= 30 else None, markersize=3)
-            if all(float(x).is_integer() for x in xs):
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(metric)
+            _integer_ticks(ax, xs)
+        log = uses_log_scale(metric, [y for _, ys in splits.values() for y in ys])
+        if log:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.1, not 10^-1
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="0.5", linestyle="--", linewidth=1, label="best epoch")
+        ax.set_title(f"{metric} (log scale)" if log else metric)
         ax.set_xlabel(x_label)
-        ax.grid(True, alpha=0.3)
+        ax.grid(True, alpha=0.3, which="both" if log else "major")
         ax.legend(fontsize="small")
     for ax in axes[len(curves):]:
         ax.set_visible(False)
     return save_figure(fig, out_png)
+
+
+def plot_learning_rate(metrics_csv: Path, out_png: Path) -> Path:
+    """Plots the `lr` column of a metrics.csv (the learning rate at the end of each epoch).
+
+    The axis is linear: warmup, cosine and one-cycle schedules are recognised by their shape on a
+    linear axis, and a schedule that ends at 0 has no place on a log one.
+
+    Raises:
+        DataError: the file is missing or has no `lr` values.
+    """
+    epochs = read_epochs(metrics_csv)
+    points = [(row.get("epoch", float(i + 1)), row["lr"]) for i, row in enumerate(epochs) if "lr" in row]
+    if not points:
+        raise DataError(f"no lr column in {metrics_csv}")
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    fig = Figure(figsize=(4.2, 3.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(xs, ys, color="C2", marker="o" if len(xs) <= 30 else None, markersize=3)
+    _integer_ticks(ax, xs)
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    ax.set_ylim(bottom=0)
+    ax.set_title("learning rate (end of epoch)")
+    ax.set_xlabel("epoch" if "epoch" in epochs[0] else "row")
+    ax.grid(True, alpha=0.3)
+    return save_figure(fig, out_png)
+
+
+def _integer_ticks(ax, xs: list[float]) -> None:
+    if all(float(x).is_integer() for x in xs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_confusion_matrix(
