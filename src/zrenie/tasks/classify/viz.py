@@ -1,4 +1,8 @@
-"""Classification pictures and tables for the run report: metrics, confusion matrix, mistakes."""
+"""Classification pictures and tables for the run report: confusion matrix, per-class scores, mistakes.
+
+The test metrics are not here: the run report shows them once, in its summary
+(`zrenie.report.run_report`).
+"""
 
 from __future__ import annotations
 
@@ -80,14 +84,15 @@ def classification_sections(
 
     Args:
         run_dir: the run directory; `confusion_matrix.png` and `misclassified.png` go there.
-        metrics: test metrics by name (acc1, acc5, loss, ...).
+        metrics: unused; the test metrics are shown once, in the run report's summary. Kept so that
+            callers passing it positionally need not change.
         classes: C class names, in index order.
         confusion: `Tensor[C, C]` counts, rows = true class, columns = predicted class.
         misclassified: `(images [N, C, H, W] in [0, 1], true [N], pred [N], confidence [N])`,
             or None to leave the section out. At most 32 are shown, most confident first.
 
     Returns:
-        Sections: test metrics, confusion matrix, per-class accuracy, misclassified images.
+        Sections: confusion matrix, per-class precision/recall/F1, misclassified images.
     """
     run_dir = Path(run_dir)
     confusion = torch.as_tensor(confusion).detach().cpu()
@@ -95,7 +100,6 @@ def classification_sections(
         raise ShapeError(f"confusion matrix must be [{len(classes)}, {len(classes)}], got {list(confusion.shape)}")
     plot_confusion_matrix(confusion, classes, run_dir / CONFUSION_PNG, normalize=True)
     sections = [
-        Section(title="Test metrics", table=dict(metrics)),
         Section(
             title="Confusion matrix",
             images=[CONFUSION_PNG],
