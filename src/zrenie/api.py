@@ -190,7 +190,7 @@ def _finish(task_impl: Task, run_dir: Path, cfg: TrainConfig, splits, device: to
     _write_results(run_dir, tested["metrics"])
     report = None
     if cfg.report:
-        report = write_run_report(task_impl, run_dir, cfg, tested, handle.preprocess)
+        report = write_run_report(task_impl, run_dir, cfg, tested, handle, splits)
     return {"test": tested["metrics"], "report": report}
 
 
@@ -203,18 +203,29 @@ def _write_results(run_dir: Path, metrics: dict[str, float]) -> None:
             tmp.write_text(json.dumps(metrics, indent=2))
 
 
-def write_run_report(task_impl: Task, run_dir: Path, cfg: TrainConfig, tested: dict, preprocess: dict) -> Path:
-    from zrenie.report.html import Section, write_report
-    from zrenie.report.plots import plot_learning_curves
+def write_run_report(task_impl: Task, run_dir: Path, cfg: TrainConfig, tested: dict, handle: RunHandle,
+                     splits) -> Path:
+    """report.html: what ran (config, data counts, device, weights), how it went (curves, best epoch), and the
+    task's pictures."""
+    import csv
 
-    sections = []
-    if (run_dir / "metrics.csv").exists():
-        plot_learning_curves(run_dir / "metrics.csv", run_dir / "learning_curves.png")
-        sections.append(Section(title="Learning curves", images=["learning_curves.png"]))
-    sections += task_impl.report_sections(run_dir, tested, preprocess)
-    summary = {"task": cfg.task, "model": cfg.model.name, "data": cfg.data.name, "epochs": cfg.epochs,
-               **{f"test/{k}": v for k, v in tested["metrics"].items()}}
-    return write_report(run_dir, f"{cfg.task}: {cfg.model.name} on {cfg.data.name}", sections, summary=summary)
+    from zrenie.config import to_dict
+    from zrenie.engine.evaluate import resolve_amp
+    from zrenie.report.run_report import write_run_report as write_page
+
+    wall = None
+    if (run_dir / "metrics.csv").is_file():
+        with open(run_dir / "metrics.csv", newline="") as f:
+            wall = sum(float(r.get("time") or 0) for r in csv.DictReader(f))
+    amp = resolve_amp(cfg.amp, handle.device)
+    info = {"device": str(handle.device), "amp": str(amp).removeprefix("torch.") if amp else None,
+            "wall_time_s": wall, "parameters": sum(p.numel() for m in handle.models.values() for p in m.parameters()),
+            "counts": {split: len(getattr(splits, split)) for split in ("train", "val", "test")},
+            "image_size": handle.preprocess.get("image_size"), "weights": cfg.model.weights, "resumed_from": cfg.resume,
+            "num_classes": len(handle.classes) or None}
+    sections = task_impl.report_sections(run_dir, tested, handle.preprocess)
+    return write_page(run_dir, f"{cfg.task}: {cfg.model.name} on {cfg.data.name}", to_dict(cfg), tested["metrics"],
+                      sections, info)
 
 
 def _open_run(run_or_ckpt: str | Path, task: str | None,
@@ -246,17 +257,20 @@ def evaluate(run_or_ckpt: str | Path, split: str = "test", task: str | None = No
 
 
 def predict(run_or_ckpt: str | Path, images: Sequence[str | Path | torch.Tensor], task: str | None = None,
-            device: str = "auto", **options: Any) -> list:
-    """Predicts image files (or float tensors `(C, H, W)` in [0, 1]) with a trained run.
+            device: str = "auto", recursive: bool = False, **options: Any) -> list:
+    """Predicts image files, folders of them, or float tensors `(C, H, W)` in [0, 1] with a trained run.
 
     Args:
+        images: files, folders (every image in it; in its subfolders too with `recursive`) or tensors.
         options: the task's own options, e.g. `topk=3` or `tta="flip"` for classification.
 
     Returns:
         one `zrenie.report.result.Result` per image (`.to_dict()`, `.save(path)`, `.plot()`).
     """
-    from zrenie.imgproc.io import read_image
+    from zrenie.imgproc.io import find_images, read_image
 
+    images = [im for item in images for im in ([item] if isinstance(item, torch.Tensor) else
+                                                  find_images(item, recursive))]
     task_impl, _, handle = _open_run(run_or_ckpt, task, {"device": device})
     try:
         inspect.signature(task_impl.predict).bind(handle, [], [], **options)
@@ -309,4 +323,4 @@ def report(run_dir: str | Path, task: str | None = None) -> Path:
     task_impl, cfg, handle = _open_run(run_dir, task, {})
     splits = task_impl.build_data(cfg)
     tested = task_impl.test(handle.models, splits, cfg, handle.device)
-    return write_run_report(task_impl, run_dir, cfg, tested, handle.preprocess)
+    return write_run_report(task_impl, run_dir, cfg, tested, handle, splits)

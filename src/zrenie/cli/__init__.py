@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         verbs_help = ", ".join(["train", "eval", "predict", "export", "report", *task.verbs])
         verbs = sub.add_parser(name, help=f"{name}: {verbs_help}").add_subparsers(
             dest="verb", metavar="VERB", required=True)
-        _add_task_verbs(verbs)
+        _add_task_verbs(verbs, name)
         for verb, spec in task.verbs.items():
             vp = verbs.add_parser(verb, help=spec.help)
             for flags, kwargs in spec.arguments:
@@ -51,18 +51,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_task_verbs(verbs) -> None:
+def _add_task_verbs(verbs, task: str) -> None:
     """The verbs every task has."""
-    t = verbs.add_parser("train", help="train a model (config keys as key=value)")
-    t.add_argument("args", nargs="*", metavar="[recipe.yaml] key=value",
-                   help="a YAML recipe and/or config overrides, e.g. data=digits epochs=5 optim.lr=0.05")
+    t = verbs.add_parser("train", help="train a model (config keys as key=value)",
+                         epilog=f"every key with its type, default and help: zrenie {task} keys",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("args", nargs="*", metavar="[recipe] key=value",
+                   help="a recipe (a .yaml file or a shipped one: zrenie list recipes) and/or config overrides, "
+                        "e.g. data=digits epochs=5 optim.lr=0.05")
+    k = verbs.add_parser("keys", help="list every config key of this task with its type, default and help")
+    k.add_argument("pattern", nargs="?", default="*", help="a glob over the dotted keys, e.g. 'optim.*'")
     e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split")
     e.add_argument("run", help="run directory or checkpoint file")
     e.add_argument("args", nargs="*", metavar="key=value",
                    help="split=test|val|train and config keys, e.g. classify.tta=flip data.root=...")
     pr = verbs.add_parser("predict", help="predict image files with a trained run")
     pr.add_argument("run", help="run directory or checkpoint file")
-    pr.add_argument("images", nargs="+", help="image files (any size and mode)")
+    pr.add_argument("images", nargs="+", help="image files (any size and mode) or folders of them")
+    pr.add_argument("-r", "--recursive", action="store_true", help="look for images in subfolders too")
     pr.add_argument("--topk", type=int, default=5, help="classes shown per image (classification)")
     pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
     ex = verbs.add_parser("export", help="write a run's weights as .safetensors")
@@ -124,13 +130,33 @@ def _eval(task: str, run: str, args: list[str]) -> int:
     return 0
 
 
-def _predict(task: str, run: str, images: list[str], topk: int, json_path: str | None) -> int:
-    from zrenie.api import predict
+def _keys(task: str, pattern: str) -> int:
+    from rich.console import Console
+    from rich.table import Table
 
+    from zrenie.config import describe_keys, new_config
+
+    table = Table("key", "type", "default", "help", title=f"zrenie {task} train: config keys")
+    for info in describe_keys(new_config(task)):
+        if fnmatch.fnmatch(info.key, pattern):
+            table.add_row(info.key, info.type, "null" if info.value is None else str(info.value), info.help)
+    Console(width=160).print(table)
+    return 0
+
+
+def _predict(task: str, run: str, images: list[str], topk: int, json_path: str | None,
+             recursive: bool = False) -> int:
+    from zrenie.api import predict
+    from zrenie.engine.logging import console
+    from zrenie.nn.checkpoint import load_checkpoint, resolve_checkpoint
     from zrenie.tasks import get_task
 
+    path = resolve_checkpoint(run)
+    state = load_checkpoint(path, task=task)
     options = {"topk": topk} if "topk" in inspect.signature(get_task(task).predict).parameters else {}
-    results = predict(run, images, task=task, **options)
+    results = predict(path, images, task=task, recursive=recursive, **options)
+    console.print(f"checkpoint: {path} (epoch {state['epoch']}, best {state.get('best')})", highlight=False,
+                  soft_wrap=True)
     text = json.dumps([r.to_dict() for r in results], indent=2)
     if json_path == "-":
         print(text)
@@ -219,7 +245,9 @@ def _dispatch_task(ns: argparse.Namespace) -> int:
     if ns.verb == "eval":
         return _eval(task, ns.run, ns.args)
     if ns.verb == "predict":
-        return _predict(task, ns.run, ns.images, ns.topk, ns.json)
+        return _predict(task, ns.run, ns.images, ns.topk, ns.json, ns.recursive)
+    if ns.verb == "keys":
+        return _keys(task, ns.pattern)
     if ns.verb in ("export", "report"):
         path = (zrenie.api.export(ns.run, ns.out, task=task) if ns.verb == "export"
                 else zrenie.api.report(ns.run, task=task))

@@ -124,3 +124,24 @@ def write_float(image: Tensor, path: str | Path, bits: int = 8) -> None:
     array = (image.detach().float().clamp(0, 1) * 65535).round().cpu().numpy().astype(np.uint16).transpose(1, 2, 0)
     with atomic_path(path) as tmp:
         tmp.write_bytes(_png16_bytes(array))
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def find_images(path: str | Path, recursive: bool = False) -> list[Path]:
+    """A file as itself; a folder as the image files in it (sorted; subfolders too with `recursive`).
+
+    A missing path or a folder without images is a DataError naming it.
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"image not found: {path}")
+    files = path.rglob("*") if recursive else path.iterdir()
+    found = sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not found:
+        hint = "" if recursive else " (use -r / recursive=True for subfolders)"
+        raise DataError(f"no image files in {path}{hint}")
+    return found

@@ -29,9 +29,9 @@ import numpy as np
 from zrenie.config import DataConfig
 from zrenie.data.base import DatasetSplits, FileDataset, drop_unreadable, stratified_split
 from zrenie.errors import DataError
+from zrenie.imgproc.io import IMAGE_EXTENSIONS
 from zrenie.registry import DATASETS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 224  # the input side of the ImageNet-pretrained backbones these datasets are meant for
 # A size derived from the data is capped at the pretrained backbones' input side: they were trained at
 # 224, and compute grows with the square of the side, so a folder of 3000x4000 photos at its median
