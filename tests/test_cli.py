@@ -199,14 +199,20 @@ def test_transfer_study_runs_every_mode(tmp_path, capsys):
 pretrain: {{data: {{name: digits, subset_classes: [0, 1, 2, 3, 4]}}, model: {{name: simple_cnn, width: 8}}}}
 target: {{data: {{name: digits, subset_classes: [5, 6, 7, 8, 9]}}, model: {{name: simple_cnn, width: 8}}}}
 modes: [scratch, frozen, full]
+seeds: [0, 1]
 out: {tmp_path / "study"}
 """)
     assert main(["classify", "transfer", str(study), "epochs=1", "progress=false", "tensorboard=false",
                  "report=false", "data.batch_size=64"]) == 0
     out = capsys.readouterr().out
-    for row in ("pretrain (source task)", "| scratch |", "| frozen |", "| full |"):
-        assert row in out
-    assert (tmp_path / "study" / "summary.md").is_file() and (tmp_path / "study" / "transfer_curves.png").is_file()
+    for row in ("| pretrain (source task) |", "| scratch (random init) |", "| frozen feature extractor |",
+                "| fine-tune everything |"):
+        assert row in out and row in (tmp_path / "study" / "summary.md").read_text()
+    phases = [line for line in out.splitlines() if line.startswith("transfer study: seed")]
+    assert len(phases) == 8 and "phase 3/4: frozen feature extractor" in phases[2]
+    for seed in (0, 1):  # one folder of runs per seed, each with its own test results
+        assert (tmp_path / "study" / f"seed{seed}" / "full" / "results.json").is_file()
+    assert (tmp_path / "study" / "transfer_curves.png").is_file()
 
 
 def test_weights_of_another_architecture_are_one_line(trained, tmp_path):

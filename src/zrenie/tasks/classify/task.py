@@ -43,7 +43,7 @@ def _transfer_verb(ns, api) -> int:
     from zrenie.config import parse_overrides
     from zrenie.tasks.classify.transfer_demo import run_transfer_study
 
-    study = run_transfer_study(ns.study, api.train, **parse_overrides(ns.args))
+    study = run_transfer_study(ns.study, api.train, seeds=ns.seeds, **parse_overrides(ns.args))
     print(study["table"])
     print(f"curves: {study['plot']}")
     return 0
@@ -60,7 +60,8 @@ class ClassifyTask(Task):
                "data.cutmix": "classify.cutmix", "optim.label_smoothing": "classify.label_smoothing"}
     verbs = {"transfer": Verb(
         help="scratch vs frozen vs fine-tune study (recipes/transfer_demo.yaml)",
-        arguments=[(("study",), {"help": "study YAML with pretrain, target, modes, out"}),
+        arguments=[(("study",), {"help": "study YAML with pretrain, target, modes, seeds, out (shipped: transfer_demo)"}),
+                   (("--seeds",), {"type": int, "nargs": "+", "help": "seeds to run (default: the study's)"}),
                    (("args",), {"nargs": "*", "metavar": "key=value", "help": "overrides applied to every run"})],
         run=_transfer_verb)}
 
