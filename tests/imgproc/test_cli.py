@@ -212,11 +212,7 @@ def small_png(tmp_path) -> Path:
     return save_png(tmp_path / "in.png", ramp.astype(np.uint8))
 
 
-LEADING_HELP_REASON = ("zrenie.cli's argparse (REMAINDER, add_help=False) rejects an option before the first "
-                       "imgproc argument, so `zrenie imgproc --help` never reaches imgproc's main")
 
-
-@pytest.mark.xfail(strict=True, reason=LEADING_HELP_REASON)
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_help_through_zrenie(tmp_path, flag):
     done = zrenie_imgproc(flag, cwd=tmp_path)

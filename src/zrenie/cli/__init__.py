@@ -53,25 +53,32 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_task_verbs(verbs, task: str) -> None:
     """The verbs every task has."""
-    t = verbs.add_parser("train", help="train a model (config keys as key=value)",
-                         epilog=f"every key with its type, default and help: zrenie {task} keys",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    t = verbs.add_parser("train", help="train a model (config keys as key=value)", formatter_class=raw,
+                         epilog=f"every key with its type, default and help: zrenie {task} keys\n\nexamples:\n"
+                                f"  zrenie {task} train data=digits epochs=5 out=runs/a\n"
+                                f"  zrenie {task} train RECIPE optim.lr=0.05    (zrenie list recipes)\n"
+                                f"  zrenie {task} train resume=runs/a           (continue a stopped run)")
     t.add_argument("args", nargs="*", metavar="[recipe] key=value",
                    help="a recipe (a .yaml file or a shipped one: zrenie list recipes) and/or config overrides, "
                         "e.g. data=digits epochs=5 optim.lr=0.05")
     k = verbs.add_parser("keys", help="list every config key of this task with its type, default and help")
     k.add_argument("pattern", nargs="?", default="*", help="a glob over the dotted keys, e.g. 'optim.*'")
-    e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split")
+    e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split", formatter_class=raw,
+                         epilog=f"examples:\n  zrenie {task} eval runs/a\n  zrenie {task} eval runs/a split=val")
     e.add_argument("run", help="run directory or checkpoint file")
     e.add_argument("args", nargs="*", metavar="key=value",
                    help="split=test|val|train and config keys, e.g. classify.tta=flip data.root=...")
-    pr = verbs.add_parser("predict", help="predict image files with a trained run")
+    pr = verbs.add_parser("predict", help="predict image files with a trained run", formatter_class=raw,
+                          epilog=f"examples:\n  zrenie {task} predict runs/a photo.jpg\n"
+                                 f"  zrenie {task} predict runs/a ~/photos -r --json predictions.json")
     pr.add_argument("run", help="run directory or checkpoint file")
     pr.add_argument("images", nargs="+", help="image files (any size and mode) or folders of them")
     pr.add_argument("-r", "--recursive", action="store_true", help="look for images in subfolders too")
     pr.add_argument("--topk", type=int, default=5, help="classes shown per image (classification)")
     pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
-    ex = verbs.add_parser("export", help="write a run's weights as .safetensors")
+    ex = verbs.add_parser("export", help="write a run's weights as .safetensors", formatter_class=raw,
+                          epilog=f"example:\n  zrenie {task} export runs/a runs/a/model.safetensors")
     ex.add_argument("run", help="run directory or checkpoint file")
     ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
     rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html")
@@ -259,7 +266,11 @@ def _dispatch_task(ns: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from zrenie.errors import ZrenieError
 
-    ns = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["imgproc"]:  # its own grammar, --help and -q included
+        ns = argparse.Namespace(command="imgproc", args=argv[1:])
+    else:
+        ns = _parser().parse_args(argv)
     from zrenie.engine.trainer import TrainingInterrupted
 
     previous_format = warnings.formatwarning

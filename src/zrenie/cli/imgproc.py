@@ -53,7 +53,7 @@ from torch import Tensor
 
 from zrenie.errors import ConfigError, DataError, ZrenieError
 from zrenie.imgproc import adjust, color, edges, filters, histogram, morphology
-from zrenie.imgproc.io import check_writable, read_float, write_float
+from zrenie.imgproc.io import IMAGE_EXTENSIONS, check_writable, read_float, write_float
 
 # name -> op, grouped as `list` prints them. Ops that return something other than an image
 # (image_histogram, spatial_gradient) stay Python-only.
@@ -78,7 +78,7 @@ OPS: dict[str, Callable[..., Tensor]] = {name: getattr(module, name) for module,
 # Ops defined on RGB; a gray input is repeated to 3 channels before them.
 _RGB_INPUT = {name for name in OPS if name.startswith("rgb_to_") and name != "rgb_to_linear_rgb"} | {
     "bgr_to_rgb", "adjust_saturation", "adjust_hue", "sepia", "white_balance_gray_world"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = set(IMAGE_EXTENSIONS)
 USAGE = ("usage: zrenie imgproc list | zrenie imgproc OP|PIPELINE INPUT OUTPUT [key=value ...] [--compare] [-q] "
          "(zrenie imgproc --help for more)")
 _OPTIONS = {"--compare": "compare", "-q": "quiet", "--quiet": "quiet", "-h": "help", "--help": "help"}

@@ -126,7 +126,7 @@ def write_float(image: Tensor, path: str | Path, bits: int = 8) -> None:
         tmp.write_bytes(_png16_bytes(array))
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
 def find_images(path: str | Path, recursive: bool = False) -> list[Path]:
