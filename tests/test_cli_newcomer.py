@@ -79,3 +79,25 @@ def test_every_bad_value_is_one_line_and_writes_nothing(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)
         assert args[0].split("=")[0] in lines[0] and not out.exists()
+
+
+def test_a_run_starts_with_a_header_that_says_what_runs(tmp_path):
+    proc = zrenie_cli("classify", "train", *TINY, f"out={tmp_path / 'h'}")
+    assert proc.returncode == 0, proc.stderr
+    header = proc.stderr.split("epoch 1/1")[0]
+    assert header.startswith("zrenie classify train")
+    for line in ("model   simple_cnn  (", "data    digits: train 1,259, val 179, test 359; image size 8",
+                 "device  cpu, AMP off", f"output  {tmp_path / 'h'}"):
+        assert line in header, header
+
+
+def test_image_folder_header_says_where_the_image_size_came_from(tmp_path):
+    for cls, colour in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+        (tmp_path / "pics" / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (32, 32), colour).save(tmp_path / "pics" / cls / f"{i}.png")
+    proc = zrenie_cli("classify", "train", "data=image_folder", f"data.root={tmp_path / 'pics'}", "model.width=8",
+                      "epochs=1", "data.workers=0", "progress=false", "tensorboard=false", "report=false",
+                      f"out={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "image size 32 (median of" in proc.stderr.split("epoch 1/1")[0]

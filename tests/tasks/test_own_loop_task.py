@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -14,7 +14,7 @@ from zrenie.tasks import Task, register_task
 
 @dataclass
 class LoopConfig:
-    steps: int = 3
+    steps: int = field(default=3, metadata={"help": "optimisation steps of the loop", "range": ">= 1"})
 
 
 @register_task
