@@ -101,3 +101,24 @@ def test_image_folder_header_says_where_the_image_size_came_from(tmp_path):
                       f"out={tmp_path / 'run'}")
     assert proc.returncode == 0, proc.stderr
     assert "image size 32 (median of" in proc.stderr.split("epoch 1/1")[0]
+
+
+def test_every_command_answers_help_with_examples():
+    for args in (["--help"], ["classify", "--help"], ["classify", "train", "--help"], ["classify", "eval", "--help"],
+                 ["classify", "predict", "--help"], ["classify", "export", "--help"], ["classify", "keys", "--help"],
+                 ["classify", "report", "--help"], ["classify", "transfer", "--help"], ["list", "--help"],
+                 ["compare", "--help"], ["imgproc", "--help"]):
+        proc = zrenie_cli(*args)
+        assert proc.returncode == 0 and "usage" in proc.stdout, (args, proc.stderr)
+        assert "example" in proc.stdout, args
+
+
+def test_out_pointing_at_the_users_files_is_refused_through_the_cli(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    proc = zrenie_cli("classify", "train", *TINY, f"out={folder}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "not a zrenie run" in lines[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

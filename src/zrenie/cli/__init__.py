@@ -31,17 +31,24 @@ def _parser() -> argparse.ArgumentParser:
     for name in list_tasks():
         task = get_task(name)
         verbs_help = ", ".join(["train", "eval", "predict", "export", "report", *task.verbs])
-        verbs = sub.add_parser(name, help=f"{name}: {verbs_help}").add_subparsers(
+        verbs = sub.add_parser(name, help=f"{name}: {verbs_help}", formatter_class=argparse.RawDescriptionHelpFormatter,
+                               epilog=f"examples:\n  zrenie {name} train --help\n  zrenie {name} keys").add_subparsers(
             dest="verb", metavar="VERB", required=True)
         _add_task_verbs(verbs, name)
         for verb, spec in task.verbs.items():
-            vp = verbs.add_parser(verb, help=spec.help)
+            epilog = "examples:\n" + "\n".join(f"  {line}" for line in spec.examples) if spec.examples else None
+            vp = verbs.add_parser(verb, help=spec.help, epilog=epilog,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
             for flags, kwargs in spec.arguments:
                 vp.add_argument(*flags, **kwargs)
-    cp = sub.add_parser("compare", help="final metrics of several runs side by side, and their learning curves")
+    raw = argparse.RawDescriptionHelpFormatter
+    cp = sub.add_parser("compare", help="final metrics of several runs side by side, and their learning curves",
+                        formatter_class=raw, epilog="example:\n  zrenie compare runs/a runs/b --out compare.png")
     cp.add_argument("runs", nargs="+", help="run directories")
     cp.add_argument("--out", default="compare.png", help="plot of the learning curves (default: compare.png)")
-    ls = sub.add_parser("list", help="list tasks, models, datasets or recipes")
+    ls = sub.add_parser("list", help="list tasks, models, datasets or recipes", formatter_class=raw,
+                        epilog="examples:\n  zrenie list models 'resnet*'\n  zrenie list models --task classify\n"
+                               "  zrenie list recipes")
     ls.add_argument("what", choices=("tasks", "models", "datasets", "recipes"))
     ls.add_argument("pattern", nargs="?", default="*")
     ls.add_argument("--task", help="models of this task only (list models --task classify)")
@@ -62,7 +69,8 @@ def _add_task_verbs(verbs, task: str) -> None:
     t.add_argument("args", nargs="*", metavar="[recipe] key=value",
                    help="a recipe (a .yaml file or a shipped one: zrenie list recipes) and/or config overrides, "
                         "e.g. data=digits epochs=5 optim.lr=0.05")
-    k = verbs.add_parser("keys", help="list every config key of this task with its type, default and help")
+    k = verbs.add_parser("keys", help="list every config key of this task with its type, default and help",
+                         formatter_class=raw, epilog=f"examples:\n  zrenie {task} keys\n  zrenie {task} keys 'optim.*'")
     k.add_argument("pattern", nargs="?", default="*", help="a glob over the dotted keys, e.g. 'optim.*'")
     e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split", formatter_class=raw,
                          epilog=f"examples:\n  zrenie {task} eval runs/a\n  zrenie {task} eval runs/a split=val")
@@ -81,7 +89,8 @@ def _add_task_verbs(verbs, task: str) -> None:
                           epilog=f"example:\n  zrenie {task} export runs/a runs/a/model.safetensors")
     ex.add_argument("run", help="run directory or checkpoint file")
     ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
-    rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html")
+    rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html",
+                          formatter_class=raw, epilog=f"example:\n  zrenie {task} report runs/a")
     rp.add_argument("run", help="run directory")
 
 

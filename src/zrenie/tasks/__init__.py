@@ -49,11 +49,13 @@ class Verb:
         help: one line for `zrenie TASK --help`.
         arguments: `(flags, argparse keyword arguments)` pairs, e.g. `(("study",), {"help": "study YAML"})`.
         run: `run(namespace, api) -> exit code`; `api` is `zrenie.api`, passed in because a task sits below it.
+        examples: command lines that `zrenie TASK VERB --help` shows.
     """
 
     help: str
     arguments: list[tuple[tuple[str, ...], dict]] = field(default_factory=list)
     run: Callable[[Any, Any], int] | None = None
+    examples: list[str] = field(default_factory=list)  # command lines shown by --help
 
 
 class Task:

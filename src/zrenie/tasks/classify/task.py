@@ -59,11 +59,13 @@ class ClassifyTask(Task):
     renamed = {"tta": "classify.tta", "class_weights": "classify.class_weights", "data.mixup": "classify.mixup",
                "data.cutmix": "classify.cutmix", "optim.label_smoothing": "classify.label_smoothing"}
     verbs = {"transfer": Verb(
-        help="scratch vs frozen vs fine-tune study (recipes/transfer_demo.yaml)",
-        arguments=[(("study",), {"help": "study YAML with pretrain, target, modes, seeds, out (shipped: transfer_demo)"}),
+        help="scratch vs frozen vs fine-tune study (the shipped recipe transfer_demo)",
+        arguments=[(("study",), {"help": "study YAML with pretrain, target, modes, seeds and out"}),
                    (("--seeds",), {"type": int, "nargs": "+", "help": "seeds to run (default: the study's)"}),
                    (("args",), {"nargs": "*", "metavar": "key=value", "help": "overrides applied to every run"})],
-        run=_transfer_verb)}
+        run=_transfer_verb,
+        examples=["zrenie classify transfer transfer_demo",
+                  "zrenie classify transfer transfer_demo --seeds 0 epochs=3"])}
 
     def metric_names(self, cfg: TrainConfig, preprocess: dict) -> list[str]:
         return ClassificationMetric(len(preprocess["classes"])).names
