@@ -52,11 +52,33 @@ def test_bad_recipe_files(tmp_path):
         build_config(bad)
 
 
-def test_cli_values_parse_like_yaml():
-    assert parse_overrides(["a=3", "b=true", "c=null", "d=x/y", "e=0.5"]) == {
-        "a": 3, "b": True, "c": None, "d": "x/y", "e": 0.5}
+def _typed(*args):
+    return build_config(**parse_overrides(list(args)))
+
+
+def test_cli_values_are_read_by_the_type_of_their_key():
+    """Not as YAML would guess: a path or a name is verbatim, a float takes 1e-3, a list splits on commas."""
+    cfg = _typed("epochs=3", "deterministic=true", "data.size=null", "data.root=x/y", "optim.lr=0.5")
+    assert (cfg.epochs, cfg.deterministic, cfg.data.size, cfg.data.root, cfg.optim.lr) == (3, True, None, "x/y", 0.5)
+    assert _typed("optim.lr=1e-3").optim.lr == 0.001  # YAML 1.1 would leave "1e-3" a string
+    assert _typed("out=runs/exp #2").out == "runs/exp #2"  # YAML would drop " #2" as a comment
+    assert _typed("out=0755").out == "0755" and _typed("out=0x1F").out == "0x1F"  # not the ints 493 and 31
+    assert _typed("out=&a b").out == "&a b"  # not the anchor "&a" and "b"
+    assert _typed("data.subset_classes=[no,yes]").data.subset_classes == ["no", "yes"]  # not [False, True]
+    assert _typed("data.subset_classes=3,7").data.subset_classes == [3, 7]
+    assert _typed("model.kwargs.width_mult=0.5").model.kwargs == {"width_mult": 0.5}  # free-form: read as YAML
+    for bad in ("epochs=3.5", "deterministic=maybe", "optim.lr=fast"):
+        with pytest.raises(ConfigError, match=f"config key '{bad.split('=')[0]}': expected"):
+            _typed(bad)
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_overrides(["epochs"])
+
+
+def test_recipes_read_exponent_floats(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim: {lr: 1e-3, weight_decay: 5e-5}\n")
+    cfg = build_config(recipe)
+    assert (cfg.optim.lr, cfg.optim.weight_decay) == (0.001, 5e-5)
 
 
 def test_round_trip_through_dict():

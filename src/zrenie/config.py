@@ -229,9 +229,60 @@ def _is_config(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
+class Typed(str):
+    """Text typed on the command line, read by the declared type of its key when it is set (`out=0755` stays
+    the folder name "0755", `optim.lr=1e-3` is a float, `data.subset_classes=[no,yes]` two class names)."""
+
+
+_INT = re.compile(r"[-+]?\d+")
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _list_item(text: str) -> Any:
+    """An item of a typed list: a number when it reads as one, else the text itself."""
+    text = text.strip()
+    if _INT.fullmatch(text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _from_text(key: str, text: str, tp: Any) -> Any:
+    """Command-line text as a value of type `tp` (not of YAML's guess)."""
+    expected = getattr(tp, "__name__", str(tp))
+    if tp is str:
+        return text
+    if tp is bool and text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE
+    if tp is int and _INT.fullmatch(text.strip()):
+        return int(text)
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if tp is list:
+        inner = text.strip().removeprefix("[").removesuffix("]").strip()
+        return [_list_item(t) for t in inner.split(",")] if inner else []
+    if tp is dict:
+        value = parse_value(text)
+        if isinstance(value, dict):
+            return value
+    raise ConfigError(f"config key {key!r}: expected {expected}, got {text!r}")
+
+
 def _check_type(key: str, value: Any, tp: Any) -> Any:
     """Returns `value` converted to `tp`, or raises ConfigError naming `key`."""
     origin = typing.get_origin(tp)
+    if isinstance(value, Typed):
+        if origin in (Union, types.UnionType):
+            args = typing.get_args(tp)
+            if type(None) in args and value.strip().lower() in ("null", "none", "~", ""):
+                return None
+            return _check_type(key, value, next(a for a in args if a is not type(None)))
+        return _from_text(key, str(value), tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -268,8 +319,8 @@ def _set(cfg: Any, key: str, value: Any, prefix: str = "", root: Any = None, whe
     if _is_config(tp):
         _set_section(getattr(cfg, head), rest, value, full, root, where)
         return
-    if rest and tp is dict:  # free-form options: model.kwargs.width_mult=0.5
-        getattr(cfg, head)[rest] = value
+    if rest and tp is dict:  # free-form options: model.kwargs.width_mult=0.5 (no declared type: read as YAML)
+        getattr(cfg, head)[rest] = parse_value(value) if isinstance(value, Typed) else value
         return
     if rest:
         raise ConfigError(f"unknown config key {full + '.' + rest!r}: {full!r} has no sub-keys")
@@ -395,10 +446,17 @@ def is_recipe(arg: str) -> bool:
     return arg.endswith((".yaml", ".yml")) or Path(arg).is_file() or arg in list_recipes()
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, plus `1e-3` (no dot) as a float, which YAML 1.1 leaves a string."""
+
+
+_RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+
+
 def load_recipe(path: str | Path) -> dict:
     path = resolve_recipe(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_RecipeLoader)
     except yaml.YAMLError as err:
         raise ConfigError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if data is None:
@@ -421,13 +479,14 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str | None = Non
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """`["epochs=3", "data.root=/x"]` -> `{"epochs": 3, "data.root": "/x"}`."""
+    """`["epochs=3", "data.root=/x"]` -> `{"epochs": Typed("3"), "data.root": Typed("/x")}`: each value is kept
+    as typed and read by its key's declared type when it is set (so a path or a name is taken verbatim)."""
     out = {}
     for arg in args:
         key, sep, value = arg.partition("=")
         if not sep or not key:
             raise ConfigError(f"expected key=value, got {arg!r}")
-        out[key] = parse_value(value)
+        out[key] = Typed(value)
     return out
 
 
