@@ -15,7 +15,7 @@ import torch
 
 from zrenie.config import TrainConfig, apply_overrides, atomic_path, build_config, from_dict, load_recipe, save_config
 from zrenie.engine import distributed as dist
-from zrenie.engine.rng import deterministic_mode, seed_everything
+from zrenie.engine.rng import cpu_threads, deterministic_mode, seed_everything
 from zrenie.engine.run_dir import check_run_dir, create_run_dir, remove_failed_start
 from zrenie.engine.trainer import Trainer, TrainingInterrupted
 from zrenie.errors import CheckpointError, ConfigError
@@ -87,7 +87,8 @@ def train(task: str = "classify", recipe: str | Path | None = None,
         torch.cuda.set_device(device)
     dist.init(device)
     seed_everything(cfg.seed + dist.rank())
-    with deterministic_mode(cfg.deterministic):
+    with deterministic_mode(cfg.deterministic), cpu_threads(cfg.threads) as threads:
+        cfg.threads = threads  # recorded in config.yaml: a resumed run uses the same count
         return _train(task_impl, cfg, state, device, callbacks)
 
 
@@ -161,7 +162,8 @@ def _print_header(cfg: TrainConfig, splits, models: dict[str, torch.nn.Module], 
     rows = [("model", f"{names}  ({params:,} parameters)"),
             ("data", f"{cfg.data.name}: train {len(splits.train):,}, val {len(splits.val):,}, "
                      f"test {len(splits.test):,}; {size}"),
-            ("device", f"{device}, AMP {str(amp).removeprefix('torch.') if amp else 'off'}"),
+            ("device", f"{device}, AMP {str(amp).removeprefix('torch.') if amp else 'off'}, "
+                       f"{cfg.threads} CPU threads"),
             ("output", str(cfg.out))]
     if state is not None:
         rows.append(("resumed", f"{cfg.resume} (epoch {state['epoch']}, batch {state['batch']})"))

@@ -181,6 +181,9 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of weights, batches and augmentation, >= 0",
                                            "range": ">= 0"})
     deterministic: bool = field(default=False, metadata={"help": "deterministic kernels (slower)"})
+    threads: Union[int, None] = field(default=None, metadata={
+        "help": "CPU threads (null: torch's default; the run records the count, since results reproduce only "
+                "at the same count), >= 1 or null", "range": ">= 1"})
     device: str = field(default="auto", metadata={"help": "where to train: auto | cpu | cuda | cuda:N | mps"})
     amp: str = field(default="auto", metadata={"help": "mixed precision (auto: bf16 or fp16 on CUDA, off on CPU)",
                                                "choices": ("auto", "off", "bf16", "fp16")})

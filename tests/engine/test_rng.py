@@ -86,3 +86,22 @@ def test_cli_restores_the_warning_format(capsys):
     assert main(["classify", "train", "epochz=3"]) == 2  # the error path restores it too
     assert warnings.formatwarning is before
     assert "unknown config key 'epochz'" in capsys.readouterr().err
+
+
+def test_the_thread_count_is_set_for_the_run_recorded_and_restored(tmp_path):
+    """Results reproduce only at the same thread count: the run records it in config.yaml, a resumed run uses
+    it, and the process gets its own count back afterwards."""
+    import yaml
+
+    import zrenie
+
+    seen = []
+    before = torch.get_num_threads()
+    zrenie.train("classify", data="digits", epochs=1, threads=1, out=str(tmp_path / "t"), progress=False,
+                 tensorboard=False, report=False, callbacks=[lambda info: seen.append(torch.get_num_threads())],
+                 **{"model.width": 8})
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    assert yaml.safe_load((tmp_path / "t" / "config.yaml").read_text())["threads"] == 1
+    zrenie.train("classify", data="digits", epochs=1, out=str(tmp_path / "d"), progress=False, tensorboard=False,
+                 report=False, **{"model.width": 8})
+    assert yaml.safe_load((tmp_path / "d" / "config.yaml").read_text())["threads"] == before

@@ -6,6 +6,7 @@ import argparse
 import fnmatch
 import inspect
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -290,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             return _dispatch(ns)
         except TrainingInterrupted as err:
             print(str(err), file=sys.stderr)
-            return 130
+            return err.exit_code
+        except BrokenPipeError:  # `zrenie ... --json - | head`: the reader left; nothing to say
+            sys.stdout = open(os.devnull, "w")
+            return 0
         except ZrenieError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -65,3 +65,16 @@ def set_rng_state(state: dict) -> None:
     random.setstate((state["python_version"], tuple(state["python"]), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int | None) -> Iterator[int]:
+    """`count` intra-op CPU threads inside the block (None: leave the setting), the previous count after it;
+    yields the count in force. Results reproduce only at the same thread count (reductions split differently)."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)

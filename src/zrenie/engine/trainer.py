@@ -52,7 +52,28 @@ class NonFiniteLossError(ZrenieError):
 
 
 class TrainingInterrupted(ZrenieError):
-    """Ctrl-C: a checkpoint was saved and the run can be resumed."""
+    """Ctrl-C or SIGTERM: a checkpoint was saved and the run can be resumed; `exit_code` is 130 or 143."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send before preemption, and torchrun forwards), raised between two steps."""
+
+
+@contextmanager
+def _flag_sigterm(flag: list[bool]):
+    """While the block runs, SIGTERM appends to `flag` instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: flag.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def batch_inputs(batch: Any) -> Any:
@@ -137,6 +158,7 @@ class Trainer:
         self.epoch, self.batch, self.partial = 0, 0, {}
         self.best = None
         self._snapshot: tuple | None = None  # (batch, rng, sums) at the last optimiser step, when accumulating
+        self._sigterm: list[bool] = []  # appended to by the SIGTERM handler while fit() runs
         self.main = dist.is_main()
         self.logger = RunLogger(self.run_dir if self.main else None, cfg.tensorboard and self.main,
                                 resume=cfg.resume is not None)
@@ -232,6 +254,10 @@ class Trainer:
         end-of-epoch bookkeeping (checkpoints, metrics.csv) it is held until that is written, so a
         run is never left with a checkpoint and a log that disagree.
         """
+        with _flag_sigterm(self._sigterm):
+            return self._fit()
+
+    def _fit(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
         while self.epoch < self.cfg.epochs:
             started = time.perf_counter()
@@ -241,15 +267,25 @@ class Trainer:
                 if self._evaluates_now():
                     self._precise_bn()
                     metrics = {f"val/{k}": v for k, v in self.evaluate(self.val_loader).items()}
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stop:
                 self.progress.stop()
                 self.save("last.pt")
-                self._raise_interrupted()
+                self._raise_interrupted(143 if isinstance(stop, Terminated) else 130)
             with _deferred_sigint() as interrupted:
                 self._end_epoch(train_logs, metrics, time.perf_counter() - started)
             if interrupted():
                 self._raise_interrupted()
         return metrics
+
+    def _terminate_now(self) -> bool:
+        """Whether a SIGTERM arrived; under DDP read together every `log_every` steps, so that every process
+        stops after the same step (torchrun forwards the signal to each, at slightly different moments)."""
+        if not dist.is_distributed():
+            return bool(self._sigterm)
+        if self.batch % max(1, self.cfg.log_every):
+            return False
+        flag = torch.tensor([float(bool(self._sigterm))], device=self.device)
+        return bool(dist.all_reduce_max(flag).item())
 
     def _precise_bn(self) -> None:
         """Recomputes the batchnorm statistics of the evaluated models (the EMA copies where kept)."""
@@ -285,11 +321,12 @@ class Trainer:
             self.logger.log_weights(model, self.epoch, prefix="" if len(self.models) == 1 else f"{name}.")
         self._print_epoch(row)
 
-    def _raise_interrupted(self) -> None:
+    def _raise_interrupted(self, exit_code: int = 130) -> None:
         dist.barrier()
         where = f"epoch {self.epoch + 1}, batch {self.batch}" if self.batch else f"the end of epoch {self.epoch}"
-        raise TrainingInterrupted(f"interrupted at {where}; saved {self.run_dir / 'last.pt'}; continue with "
-                                  f"`zrenie {self.cfg.task} train resume={self.run_dir}`") from None
+        what = "terminated (SIGTERM)" if exit_code == 143 else "interrupted"
+        raise TrainingInterrupted(f"{what} at {where}; saved {self.run_dir / 'last.pt'}; continue with "
+                                  f"`zrenie {self.cfg.task} train resume={self.run_dir}`", exit_code) from None
 
     def _is_improvement(self, value: float | None) -> bool:
         if self.cfg.monitor == "none":
@@ -329,6 +366,8 @@ class Trainer:
             self._report_progress(out, meter, n)
             for callback in self.callbacks:
                 callback({"epoch": self.epoch, "batch": self.batch, "loss": out.get("loss")})
+            if self._terminate_now():
+                raise Terminated
         self.progress.stop()
         self._check_finite()
         sync_device(self.device)
