@@ -1,6 +1,8 @@
 """The run folder: made only when training starts, never a stub after a failed start, never written into
 when it holds someone's files, and every interruption names the command that resumes."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -65,3 +67,63 @@ def test_ctrl_c_in_the_test_pass_names_the_command_that_finishes_it(tiny, monkey
     monkeypatch.setattr(api, "_finish", original)
     resumed = zrenie.train("classify", resume=out["out"], progress=False)  # nothing left to train: tests, reports
     assert resumed["test"]["acc1"] > 0 and torch.load(f"{out['out']}/best.pt", weights_only=True)
+
+
+class Killed(BaseException):
+    """A crash at a chosen point of the end-of-epoch writes (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("epoch", [2, 3], ids=["middle-epoch", "final-epoch"])
+@pytest.mark.parametrize("stage", ["before best.pt", "before metrics.csv", "before last.pt"])
+def test_a_kill_inside_the_end_of_epoch_writes_loses_nothing(tiny, monkeypatch, stage, epoch):
+    """Whatever the end of an epoch managed to write, resume ends with every metrics row and the test
+    metrics of an uninterrupted run (last.pt, written last, is the commit point: with last.pt written first,
+    a kill at the final epoch left a stale best.pt that the resumed run then tested)."""
+    import csv
+
+    import zrenie.engine.logging as logging_mod
+    import zrenie.engine.trainer as trainer_mod
+
+    def rows(run):
+        with open(f"{run}/metrics.csv", newline="") as f:
+            return [{k: v for k, v in r.items() if k not in ("time", "images_per_s")} for r in csv.DictReader(f)]
+
+    reference = zrenie.train("classify", **tiny("ref", epochs=3))
+    out = tiny("killed", epochs=3)
+    real_save, real_log = trainer_mod.save_checkpoint, logging_mod.RunLogger.log_epoch
+
+    def save(state, path):
+        if state["epoch"] == epoch and (stage, path.name) in (("before best.pt", "best.pt"),
+                                                               ("before last.pt", "last.pt")):
+            raise Killed
+        return real_save(state, path)
+
+    def log_epoch(self, row):
+        if row["epoch"] == epoch and stage == "before metrics.csv":
+            raise Killed
+        return real_log(self, row)
+
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", save)
+    monkeypatch.setattr(logging_mod.RunLogger, "log_epoch", log_epoch)
+    with pytest.raises(Killed):
+        zrenie.train("classify", **out)
+    monkeypatch.undo()
+    (Path(out["out"]) / ".last.pt.leftover.tmp").write_bytes(b"half a checkpoint")
+    resumed = zrenie.train("classify", resume=out["out"], progress=False)
+    assert rows(out["out"]) == rows(reference["run_dir"])
+    assert resumed["test"] == reference["test"]
+    assert not list(Path(out["out"]).glob(".*.tmp"))
+
+
+def test_resume_restores_a_metrics_row_that_a_kill_lost(tiny):
+    """A last.pt whose epoch has no row in metrics.csv (killed by an older release between the two) gets it back."""
+    import csv
+
+    out = tiny("lostrow", epochs=1)
+    zrenie.train("classify", **out)
+    csv_path = Path(out["out"]) / "metrics.csv"
+    header = csv_path.read_text().splitlines()[0]
+    csv_path.write_text(header + "\n")  # the row is gone
+    zrenie.train("classify", resume=out["out"], epochs=2, progress=False)
+    with open(csv_path, newline="") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]

@@ -92,6 +92,16 @@ class RunLogger:
                     self.writer.add_scalar(key, value, row["epoch"])
             self.writer.flush()
 
+    def ensure_row(self, row: dict[str, Any]) -> None:
+        """Writes `row` into metrics.csv unless its epoch is there (resume repairs a row a kill lost)."""
+        if self.run_dir is None:
+            return
+        if self.csv_path.exists():
+            with self.csv_path.open(newline="") as f:
+                if any(int(r["epoch"]) == row["epoch"] for r in csv.DictReader(f)):
+                    return
+        self.log_epoch(row)
+
     def log_images(self, tag: str, images: torch.Tensor, step: int) -> None:
         """images: Tensor[N, C, H, W], any range; each is min-max scaled for display."""
         if self.writer is None or images.ndim != 4 or images.shape[1] not in (1, 3):

@@ -71,6 +71,8 @@ def create_run_dir(cfg: TrainConfig, replaces_run: bool) -> tuple[Path, bool]:
                 path = run_dir / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in run_dir.glob(".*.tmp"):  # a write killed before its rename
+            leftover.unlink(missing_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     dist.barrier()
     return run_dir, created

@@ -159,6 +159,7 @@ class Trainer:
         self.best = None
         self._snapshot: tuple | None = None  # (batch, rng, sums) at the last optimiser step, when accumulating
         self._sigterm: list[bool] = []  # appended to by the SIGTERM handler while fit() runs
+        self._row: dict | None = None  # the last finished epoch's metrics row, carried by last.pt
         self.main = dist.is_main()
         self.logger = RunLogger(self.run_dir if self.main else None, cfg.tensorboard and self.main,
                                 resume=cfg.resume is not None)
@@ -211,7 +212,7 @@ class Trainer:
             "schedulers": {n: s.scheduler.state_dict() for n, s in self.slots.items()},
             "scalers": {n: s.scaler.state_dict() for n, s in self.slots.items()},
             "ema": {n: e.state_dict() for n, e in self.emas.items()},
-            "epoch": self.epoch, "batch": batch, "partial": partial, "best": self.best,
+            "epoch": self.epoch, "batch": batch, "partial": partial, "best": self.best, "row": self._row,
             "rng": rng, "config": to_dict(self.cfg),
         }
 
@@ -227,6 +228,9 @@ class Trainer:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self.partial = dict(state.get("partial") or {})
         self.best = state.get("best")
+        self._row = state.get("row")
+        if self._row is not None:
+            self.logger.ensure_row(self._row)  # a run killed before its metrics row was written gets it back
         set_rng_state(state["rng"])
 
     def save(self, name: str) -> None:
@@ -313,12 +317,16 @@ class Trainer:
         improved = self._is_improvement(metrics.get(self.cfg.monitor)) if metrics else self.best is None
         if improved and self.cfg.monitor != "none" and metrics:
             self.best = metrics[self.cfg.monitor]
-        self.save("last.pt")
+        self._row = row
+        # last.pt is the epoch's commit point, written last: a kill before it leaves the previous epoch's
+        # last.pt, whose resume redoes this epoch and rewrites best.pt and this metrics row; a kill after it
+        # finds everything written. It carries this epoch's row, so a resume can restore a lost one.
         if improved:
             self.save("best.pt")
         self.logger.log_epoch(row)
         for name, model in self.models.items():
             self.logger.log_weights(model, self.epoch, prefix="" if len(self.models) == 1 else f"{name}.")
+        self.save("last.pt")
         self._print_epoch(row)
 
     def _raise_interrupted(self, exit_code: int = 130) -> None:
