@@ -44,3 +44,67 @@ def test_predict_into_a_closed_pipe_exits_quietly(tmp_path):
     pipe = subprocess.run(f"{sys.executable} -m zrenie classify predict {run} {' '.join(images)} --json - | head -c 1",
                           shell=True, capture_output=True, text=True)
     assert "Traceback" not in pipe.stderr and "BrokenPipe" not in pipe.stderr, pipe.stderr
+
+
+def _run(tmp_path, name="run", epochs=1):
+    out = tmp_path / name
+    subprocess.run([sys.executable, "-m", "zrenie", "classify", "train", *TINY, f"epochs={epochs}", "report=false",
+                    f"out={out}"], check=True, capture_output=True)
+    return out
+
+
+def _flip_a_bit_inside_a_tensor(path):
+    """One bit of the largest tensor's bytes (found through the zip's local header), the file stays loadable."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.compress_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0x04
+    path.write_bytes(bytes(data))
+
+
+def _one_line(proc, words):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and words in lines[0], proc.stderr
+
+
+def _zrenie(*args):
+    return subprocess.run([sys.executable, "-m", "zrenie", *args], capture_output=True, text=True)
+
+
+def test_bad_checkpoint_files_are_told_apart_in_one_line(tmp_path):
+    run = _run(tmp_path)
+    empty, noise, foreign = tmp_path / "empty.pt", tmp_path / "noise.pt", tmp_path / "foreign.pt"
+    empty.write_bytes(b"")
+    noise.write_bytes(bytes(range(256)) * 8)
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((run / "best.pt").read_bytes()[:5000])
+    _one_line(_zrenie("classify", "eval", str(empty)), "corrupt or truncated (an empty file)")
+    _one_line(_zrenie("classify", "eval", str(noise)), "not a PyTorch checkpoint, or corrupt")
+    _one_line(_zrenie("classify", "eval", str(foreign)), "not a zrenie checkpoint")
+    _one_line(_zrenie("classify", "eval", str(truncated)), "corrupt or truncated")
+
+
+def test_a_flipped_bit_in_best_pt_is_corrupt_and_last_pt_stands_in(tmp_path):
+    """torch.load does not check the archive's checksums; a flipped bit would have evaluated silently."""
+    run = _run(tmp_path)
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes((run / "best.pt").read_bytes())
+    _flip_a_bit_inside_a_tensor(flipped)
+    _one_line(_zrenie("classify", "eval", str(flipped)), "do not match their stored checksum")
+    _flip_a_bit_inside_a_tensor(run / "best.pt")
+    proc = _zrenie("classify", "eval", str(run))
+    assert proc.returncode == 0 and "using last.pt (epoch 1) instead" in proc.stderr, proc.stderr
+
+
+def test_resume_falls_back_to_best_pt_when_last_pt_is_truncated(tmp_path):
+    run = _run(tmp_path, epochs=1)
+    (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:3000])
+    proc = _zrenie("classify", "train", f"resume={run}", "epochs=2", "progress=false")
+    assert proc.returncode == 0 and "using best.pt (epoch 1) instead" in proc.stderr, proc.stderr
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2

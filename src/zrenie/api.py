@@ -20,7 +20,7 @@ from zrenie.engine.run_dir import check_run_dir, create_run_dir, remove_failed_s
 from zrenie.engine.trainer import Trainer, TrainingInterrupted
 from zrenie.errors import CheckpointError, ConfigError
 from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load_checkpoint, load_model_state,
-                                  load_run, resolve_checkpoint)
+                                  load_run, load_run_checkpoint, resolve_checkpoint)
 from zrenie.tasks import Task, get_task
 
 def resolve_device(name: str) -> torch.device:
@@ -36,8 +36,7 @@ def resolve_device(name: str) -> torch.device:
 
 def _resume_config(resume: str, recipe: str | Path | None, overrides: dict[str, Any]) -> tuple[TrainConfig, dict]:
     """The resumed run's saved config (then the recipe and overrides of this call), and its checkpoint."""
-    path = resolve_checkpoint(resume, "last.pt")
-    state = load_checkpoint(path)
+    path, state = load_run_checkpoint(resume, "last.pt")
     cfg = from_dict(state["config"], where=f"stored config of {path}")
     if recipe is not None:
         apply_overrides(cfg, load_recipe(recipe), where=f"recipe {recipe}")
@@ -299,8 +298,9 @@ def export(run_or_ckpt: str | Path, out: str | Path | None = None, task: str | N
     """
     from safetensors.torch import save_file
 
-    path = resolve_checkpoint(run_or_ckpt)
-    state = load_checkpoint(path, task=task)
+    path, state = load_run_checkpoint(run_or_ckpt)
+    if task is not None and state.get("task") != task:
+        raise CheckpointError(f"{path}: checkpoint of task {state.get('task')!r}, expected {task!r}")
     names = list(state["models"])
     weights = {}
     for name in names:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import collections
 import os
 import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,15 +63,62 @@ def resolve_checkpoint(run_or_ckpt: str | Path, name: str = "best.pt") -> Path:
     return path
 
 
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint whose bytes are damaged: empty, truncated, or failing its stored checksums."""
+
+
+def _check_archive(path: Path) -> None:
+    """A zip checkpoint (torch.save's format) checked against the CRC32 of every record: torch.load does not
+    check them, so a flipped bit inside a tensor would load as a silently different weight."""
+    if path.stat().st_size == 0:
+        raise CorruptCheckpointError(f"{path}: corrupt or truncated (an empty file)")
+    if not zipfile.is_zipfile(path):
+        return  # the legacy (pre-1.6) format has no checksums; torch.load judges it
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise CorruptCheckpointError(f"{path}: corrupt or truncated ({err})") from None
+    if bad is not None:
+        raise CorruptCheckpointError(f"{path}: corrupt: the bytes of {bad} do not match their stored checksum")
+
+
 def read_torch_file(path: Path) -> Any:
-    """`torch.load(weights_only=True)` with one-line errors: refused pickled code, or an unreadable file."""
+    """`torch.load(weights_only=True)` with one-line errors that tell apart a file that is corrupt or truncated,
+    one refused because it carries code, and one that is not a checkpoint at all."""
+    _check_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = str(err).splitlines()[0][:160]
-        raise CheckpointError(f"{path}: refused, it carries pickled objects that are not plain data ({detail})") from None
+        lines = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
+        if lines:  # weights_only refused an object that would run code when unpickled
+            raise CheckpointError(f"{path}: refused, it carries code, not only tensors and plain data "
+                                  f"({lines[0]})") from None
+        raise CorruptCheckpointError(f"{path}: not a PyTorch checkpoint, or corrupt") from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0][:160]})") from None
+        raise CorruptCheckpointError(f"{path}: corrupt or truncated ({str(err).splitlines()[0]})") from None
+
+
+def load_run_checkpoint(run_or_ckpt: str | Path, prefer: str = "best.pt") -> tuple[Path, dict[str, Any]]:
+    """A checkpoint file as given, or a run directory's `prefer` checkpoint; when that one is corrupt and the
+    run's other checkpoint is good, the other one, with a warning that says so.
+
+    Returns:
+        the path read, and its state (version 2).
+    """
+    path = resolve_checkpoint(run_or_ckpt, prefer)
+    try:
+        return path, load_checkpoint(path)
+    except CorruptCheckpointError as err:
+        other = path.with_name("last.pt" if path.name == "best.pt" else "best.pt")
+        if not Path(run_or_ckpt).is_dir() or not other.is_file():
+            raise
+        try:
+            state = load_checkpoint(other)
+        except CheckpointError:
+            raise err from None
+        warnings.warn(f"{err}; using {other.name} (epoch {state['epoch']}) instead", stacklevel=2)
+        return other, state
 
 
 def load_checkpoint(path: str | Path, task: str | None = None) -> dict[str, Any]:
@@ -196,6 +245,14 @@ class RunHandle:
         return next(iter(self.models.values()))
 
 
+def _corrupt(path: Path) -> bool:
+    try:
+        _check_archive(path)
+    except CorruptCheckpointError:
+        return True
+    return False
+
+
 def _read_run(path: Path, device: torch.device) -> RunHandle:
     state = load_checkpoint(path)
     models = {}
@@ -220,7 +277,10 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", task: str | N
     It reads only the checkpoint: the models are rebuilt from the builders and kwargs stored there. It
     sets no seed, flag or default device, so a long-lived process (the web app) can hold several.
     """
-    path = resolve_checkpoint(path).resolve()
+    path = resolve_checkpoint(path)
+    if path.name == "best.pt" and _corrupt(path):
+        path = load_run_checkpoint(path.parent)[0]  # the run's last.pt, with a warning, when it is good
+    path = path.resolve()
     device = torch.device(device)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
