@@ -108,3 +108,25 @@ def test_resume_falls_back_to_best_pt_when_last_pt_is_truncated(tmp_path):
     proc = _zrenie("classify", "train", f"resume={run}", "epochs=2", "progress=false")
     assert proc.returncode == 0 and "using best.pt (epoch 1) instead" in proc.stderr, proc.stderr
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_a_second_run_into_a_running_runs_folder_is_refused_naming_it(tmp_path):
+    """Two runs into one out= used to interleave their files; the first holds a lock the kernel drops when it
+    dies, so after kill -9 the folder can be resumed."""
+    out = tmp_path / "busy"
+    first = subprocess.Popen([sys.executable, "-m", "zrenie", "classify", "train", *TINY, "epochs=200", f"out={out}"],
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        before = (out / "config.yaml").read_bytes()
+        for args in ([*TINY, "epochs=2", f"out={out}", "overwrite=true"], [f"resume={out}", "epochs=300"]):
+            _one_line(_zrenie("classify", "train", *args), f"is in use by process {first.pid}")
+        assert (out / "config.yaml").read_bytes() == before
+    finally:
+        first.kill()  # SIGKILL: no cleanup runs, the kernel drops the lock
+        first.wait()
+    epoch = torch.load(out / "last.pt", weights_only=True)["epoch"]
+    done = _zrenie("classify", "train", f"resume={out}", f"epochs={epoch + 1}", "progress=false", "report=false")
+    assert done.returncode == 0, done.stderr

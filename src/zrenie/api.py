@@ -16,7 +16,7 @@ import torch
 from zrenie.config import TrainConfig, apply_overrides, atomic_path, build_config, from_dict, load_recipe, save_config
 from zrenie.engine import distributed as dist
 from zrenie.engine.rng import cpu_threads, deterministic_mode, seed_everything
-from zrenie.engine.run_dir import check_run_dir, create_run_dir, remove_failed_start
+from zrenie.engine.run_dir import check_run_dir, create_run_dir, remove_failed_start, unlock_run_dir
 from zrenie.engine.trainer import Trainer, TrainingInterrupted
 from zrenie.errors import CheckpointError, ConfigError
 from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load_checkpoint, load_model_state,
@@ -95,13 +95,14 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
            callbacks: list[Callable[[dict], None]] | None) -> dict[str, Any]:
     holds_run = check_run_dir(cfg, resume_command(cfg))
     if task_impl.run is not None:  # a task with its own loop: the folder is still made and closed here
-        run_dir, created = create_run_dir(cfg, holds_run)
+        run_dir, created, lock = create_run_dir(cfg, holds_run)
         try:
             result = task_impl.run(cfg, run_dir)
         except BaseException:
-            remove_failed_start(run_dir, created)
+            remove_failed_start(run_dir, created, lock)
             raise
         _write_results(run_dir, result.get("test") or {})
+        unlock_run_dir(run_dir, lock)
         return result
     splits = task_impl.build_data(cfg)
     preprocess = splits.meta()
@@ -120,8 +121,8 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
     val_loader = task_impl.build_loader(splits, "val", cfg, device)  # also sets the val split's eval transform
     if hasattr(task_impl, "check_forward"):
         task_impl.check_forward(models, splits, device)
+    run_dir, created, lock = create_run_dir(cfg, holds_run)
     _print_header(cfg, splits, models, device, state)
-    run_dir, created = create_run_dir(cfg, holds_run)
     lr_mults = {name: task_impl.lr_mult_of(cfg, name, model) for name, model in models.items()}
     bn_loader = _bn_loader(task_impl, splits, cfg, device) if cfg.precise_bn else None
     try:
@@ -135,7 +136,7 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
         finally:
             trainer.close()
     except BaseException:
-        remove_failed_start(run_dir, created)  # nothing was trained: no stub to refuse the next attempt
+        remove_failed_start(run_dir, created, lock)  # nothing was trained: no stub to refuse the next attempt
         raise
     dist.barrier()  # best.pt is written before any process reads it
     try:
@@ -143,6 +144,8 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"interrupted during the test pass; training is complete and saved in {run_dir}; "
                                   f"test and report with `{resume_command(cfg)}`") from None
+    finally:
+        unlock_run_dir(run_dir, lock)
     dist.barrier()
     return {"run_dir": run_dir, "val": val, **tested}
 

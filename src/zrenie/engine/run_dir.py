@@ -8,6 +8,8 @@ so re-running the same command is never refused because of a stub.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -56,15 +58,51 @@ def check_run_dir(cfg: TrainConfig, resume_hint: str) -> bool:
     return False
 
 
-def create_run_dir(cfg: TrainConfig, replaces_run: bool) -> tuple[Path, bool]:
-    """Creates (or clears, for overwrite=true) the run directory and writes config.yaml.
+LOCK_NAME = ".lock"
+
+
+def lock_run_dir(run_dir: Path) -> int | None:
+    """Holds the run directory for this process until `unlock_run_dir` or the process ends (kill -9 included:
+    the kernel drops the lock with the process). Another holder is a one-line RunDirError naming it.
 
     Returns:
-        the directory, and whether this call created it (so that a failed start can remove it).
+        the lock's file descriptor (None on processes other than the main one, which do not write).
+    """
+    if not dist.is_main():
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 100).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise RunDirError(f"{run_dir} is in use by {holder}; wait for it to finish or stop it") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"process {os.getpid()}".encode())
+    return fd
+
+
+def unlock_run_dir(run_dir: Path, fd: int | None) -> None:
+    if fd is None:
+        return
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
+    os.close(fd)
+
+
+def create_run_dir(cfg: TrainConfig, replaces_run: bool) -> tuple[Path, bool, int | None]:
+    """Locks, then creates (or clears, for overwrite=true) the run directory and writes config.yaml.
+
+    Returns:
+        the directory, whether this call created it (so that a failed start can remove it), and the lock.
     """
     run_dir = Path(cfg.out)
     created = not run_dir.exists()
     dist.barrier()  # every rank has checked before the main one writes
+    lock = lock_run_dir(run_dir)  # before anything is deleted or written: a running run keeps its files
+    if dist.is_main() and cfg.resume is None and not cfg.overwrite and holds_run(run_dir):
+        unlock_run_dir(run_dir, lock)  # a run that finished since the check: its files stay
+        raise RunDirError(f"{run_dir} already holds a run; pass overwrite=true to replace it")
     if dist.is_main():
         if cfg.resume is None:  # a new run: what an earlier run (or an unfinished start) wrote goes
             for name in RUN_FILES:
@@ -75,13 +113,15 @@ def create_run_dir(cfg: TrainConfig, replaces_run: bool) -> tuple[Path, bool]:
             leftover.unlink(missing_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     dist.barrier()
-    return run_dir, created
+    return run_dir, created, lock
 
 
-def remove_failed_start(run_dir: Path, created: bool) -> None:
+def remove_failed_start(run_dir: Path, created: bool, lock: int | None) -> None:
     """After a failure before the first checkpoint: the folder goes if this run created it, else its files do."""
     if not dist.is_main() or holds_run(run_dir):
+        unlock_run_dir(run_dir, lock)
         return
+    unlock_run_dir(run_dir, lock)
     if created:
         shutil.rmtree(run_dir, ignore_errors=True)
         return
