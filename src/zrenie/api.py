@@ -13,14 +13,14 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from zrenie.config import TrainConfig, apply_overrides, atomic_path, build_config, from_dict, load_recipe, save_config
+from zrenie.config import TrainConfig, apply_overrides, atomic_path, build_config, from_dict, load_recipe
 from zrenie.engine import distributed as dist
 from zrenie.engine.rng import cpu_threads, deterministic_mode, seed_everything
 from zrenie.engine.run_dir import check_run_dir, create_run_dir, remove_failed_start, unlock_run_dir
 from zrenie.engine.trainer import Trainer, TrainingInterrupted
 from zrenie.errors import CheckpointError, ConfigError
-from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load_checkpoint, load_model_state,
-                                  load_run, load_run_checkpoint, resolve_checkpoint)
+from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load_model_state, load_run,
+                                  load_run_checkpoint, resolve_checkpoint)
 from zrenie.tasks import Task, get_task
 
 def resolve_device(name: str) -> torch.device:

@@ -12,28 +12,26 @@ mapped with a notice; typed by a user it is an error that names the new key).
 Each field's metadata holds its one-line `help`, its `choices` or the `range` of numbers it allows
 (a `Range`); `_set` checks both, and `describe_keys` lists every key with its type, value and help.
 
-This module also holds `atomic_path`, the one way zrenie writes a file: it sits in the lowest
-layer because every layer (imgproc, engine, report, api) writes files.
+Recipes and `atomic_path` (the one way zrenie writes a file) are in `zrenie.config.files`, re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
-import os
 import re
-import tempfile
 import types
 import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 import yaml
 
+from zrenie.config.files import (  # noqa: F401  (re-exported: zrenie.config is where callers find them)
+    _EXPONENT_FLOAT, atomic_path, is_recipe, list_recipes, load_recipe, resolve_recipe, shipped_recipes)
 from zrenie.errors import ConfigError
 from zrenie.registry import TASKS
 
@@ -404,9 +402,6 @@ def _prefix_of(full: str) -> str:
     return full.rpartition(".")[0] + "." if "." in full else ""
 
 
-_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
 def parse_value(text: str) -> Any:
     """A CLI value as YAML would read it: `3` -> 3, `true` -> True, `null` -> None, else a string.
 
@@ -418,55 +413,6 @@ def parse_value(text: str) -> Any:
         return yaml.safe_load(text) if text != "" else ""
     except yaml.YAMLError:
         return text
-
-
-def shipped_recipes() -> Path:
-    """The folder of the recipes installed with zrenie (one per course homework and demo)."""
-    return Path(__file__).resolve().parent / "recipes"
-
-
-def list_recipes(pattern: str = "*") -> list[str]:
-    """Names of the shipped recipes matching a glob, e.g. `list_recipes("hw*")`."""
-    return sorted(p.stem for p in shipped_recipes().glob(f"{pattern}.yaml"))
-
-
-def resolve_recipe(recipe: str | Path) -> Path:
-    """A recipe file: a path that exists, or the name of a shipped recipe (`digits_cnn`, `digits_cnn.yaml`)."""
-    path = Path(recipe).expanduser()
-    if path.is_file():
-        return path
-    shipped = shipped_recipes() / f"{path.name.removesuffix('.yaml')}.yaml"
-    if path.parent == Path(".") and shipped.is_file():
-        return shipped
-    raise ConfigError(f"recipe not found: {recipe} (neither a file nor a shipped recipe; shipped: "
-                      f"{', '.join(list_recipes())})")
-
-
-def is_recipe(arg: str) -> bool:
-    """Whether a command-line argument names a recipe (a .yaml path, an existing file or a shipped name)."""
-    if "=" in arg:
-        return False
-    return arg.endswith((".yaml", ".yml")) or Path(arg).is_file() or arg in list_recipes()
-
-
-class _RecipeLoader(yaml.SafeLoader):
-    """YAML as PyYAML reads it, plus `1e-3` (no dot) as a float, which YAML 1.1 leaves a string."""
-
-
-_RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
-
-
-def load_recipe(path: str | Path) -> dict:
-    path = resolve_recipe(path)
-    try:
-        data = yaml.load(path.read_text(), Loader=_RecipeLoader)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"recipe {path} must hold a mapping of keys to values")
-    return data
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any], where: str | None = None) -> Any:
@@ -592,26 +538,3 @@ def from_dict(data: dict, where: str = "stored config") -> TrainConfig:
 def save_config(cfg: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; when the block ends, renames it over `path`.
-
-    A reader (a resumed run, a browser refreshing the report) sees the old file or the new one, never a
-    half-written one; if the block raises, the temporary file is removed and `path` is untouched. The
-    file gets the permissions a plain `open()` would give (0666 less the umask), not mkstemp's 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
