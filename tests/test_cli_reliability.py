@@ -130,3 +130,32 @@ def test_a_second_run_into_a_running_runs_folder_is_refused_naming_it(tmp_path):
     epoch = torch.load(out / "last.pt", weights_only=True)["epoch"]
     done = _zrenie("classify", "train", f"resume={out}", f"epochs={epoch + 1}", "progress=false", "report=false")
     assert done.returncode == 0, done.stderr
+
+
+def test_damaged_run_files_are_one_line_before_any_work(tmp_path):
+    run = _run(tmp_path)
+    (run / "metrics.csv").write_bytes(b"\x00\xff garbage, not a table\n1,2,3\n")
+    _one_line(_zrenie("classify", "train", f"resume={run}", "epochs=2"), "metrics.csv: not a metrics table")
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # nothing was trained
+    other = _run(tmp_path, "other")
+    (other / "config.yaml").write_text("model: [unclosed")
+    _one_line(_zrenie("compare", str(other)), "config.yaml: not a run's config")
+    third = _run(tmp_path, "third")
+    (third / "results.json").write_text("{broken")
+    _one_line(_zrenie("compare", str(third)), "results.json: not a results file")
+
+
+def test_a_decompression_bomb_is_one_line_with_the_limit_and_how_to_raise_it(tmp_path):
+    import os
+
+    run = _run(tmp_path)
+    Image.new("L", (64, 64), 100).save(tmp_path / "big.png")  # over a lowered limit of 1,000 pixels
+    env = {**os.environ, "ZRENIE_MAX_IMAGE_PIXELS": "1000"}
+    proc = subprocess.run([sys.executable, "-m", "zrenie", "classify", "predict", str(run), str(tmp_path / "big.png")],
+                          capture_output=True, text=True, env=env)
+    _one_line(proc, "refused as a possible decompression bomb; if you trust it, raise the limit with "
+                    "ZRENIE_MAX_IMAGE_PIXELS=N")
+    env["ZRENIE_MAX_IMAGE_PIXELS"] = "100000"
+    ok = subprocess.run([sys.executable, "-m", "zrenie", "classify", "predict", str(run), str(tmp_path / "big.png")],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr

@@ -41,6 +41,8 @@ def check_run_dir(cfg: TrainConfig, resume_hint: str) -> bool:
         resume_hint: the command that continues a run in this folder, for the message.
     """
     run_dir = Path(cfg.out)
+    if cfg.resume is not None and run_dir.is_dir():
+        _check_metrics_table(run_dir / "metrics.csv")
     if not run_dir.exists() or cfg.resume is not None:
         return run_dir.exists() and holds_run(run_dir)
     if not run_dir.is_dir():
@@ -88,6 +90,22 @@ def unlock_run_dir(run_dir: Path, fd: int | None) -> None:
         return
     (run_dir / LOCK_NAME).unlink(missing_ok=True)
     os.close(fd)
+
+
+def _check_metrics_table(path: Path) -> None:
+    """A resumed run appends to metrics.csv: a damaged one is refused before an epoch is trained for nothing."""
+    import csv
+
+    if not path.is_file():
+        return
+    try:
+        with path.open(newline="") as f:
+            epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError, csv.Error) as err:
+        raise RunDirError(f"{path}: not a metrics table ({type(err).__name__}); move it away to resume "
+                          f"(the rows of the epochs before it are then missing from the new one)") from None
+    if epochs != sorted(epochs):
+        raise RunDirError(f"{path}: epochs out of order ({epochs[:8]}); move it away to resume")
 
 
 def create_run_dir(cfg: TrainConfig, replaces_run: bool) -> tuple[Path, bool, int | None]:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -21,6 +23,25 @@ from zrenie.errors import DataError
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
+PIXEL_LIMIT_ENV = "ZRENIE_MAX_IMAGE_PIXELS"
+
+
+@contextlib.contextmanager
+def _pixel_limit():
+    """Pillow's decompression-bomb limit, from ZRENIE_MAX_IMAGE_PIXELS when set (restored after the read)."""
+    value = os.environ.get(PIXEL_LIMIT_ENV)
+    if not value:
+        yield
+        return
+    if not value.isdigit():
+        raise DataError(f"{PIXEL_LIMIT_ENV}={value!r}: expected a whole number of pixels")
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, int(value) // 2  # Pillow refuses above twice it
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def read_image(path: str | Path, channels: int | None = 3) -> Tensor:
     """Reads an image file as uint8 `(C, H, W)`.
 
@@ -32,11 +53,14 @@ def read_image(path: str | Path, channels: int | None = 3) -> Tensor:
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     try:
-        with Image.open(path) as im:
+        with _pixel_limit(), Image.open(path) as im:
             im.load()
             mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("L", "I;16", "I", "1") else "RGB")
             im = im.convert(mode)
             array = np.array(im)
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, refused as a possible "
+                        f"decompression bomb; if you trust it, raise the limit with {PIXEL_LIMIT_ENV}=N") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"not a readable image: {path} ({type(err).__name__})") from None
     if array.ndim == 2:

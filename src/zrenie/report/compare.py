@@ -20,9 +20,16 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.csv").is_file() or not (run_dir / "config.yaml").is_file():
         raise ZrenieError(f"{run_dir} is not a run directory (no metrics.csv or config.yaml)")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    columns, _ = read_metric_columns(run_dir / "metrics.csv")
-    row: dict[str, Any] = {"run": str(run_dir), "model": cfg["model"]["name"], "data": cfg["data"]["name"]}
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        model, data = cfg["model"]["name"], cfg["data"]["name"]
+    except (yaml.YAMLError, TypeError, KeyError, UnicodeDecodeError) as err:
+        raise ZrenieError(f"{run_dir / 'config.yaml'}: not a run's config ({type(err).__name__})") from None
+    try:
+        columns, _ = read_metric_columns(run_dir / "metrics.csv")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise ZrenieError(f"{run_dir / 'metrics.csv'}: not a metrics table ({type(err).__name__})") from None
+    row: dict[str, Any] = {"run": str(run_dir), "model": model, "data": data}
     for metric, splits in columns.items():
         for split, (xs, ys) in splits.items():
             if split == "val" and ys:
@@ -30,7 +37,10 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
                 row[f"val/{metric}"] = ys[-1]
     results = run_dir / RESULTS_FILE
     if results.is_file():
-        row.update({f"test/{k}": v for k, v in json.loads(results.read_text()).items()})
+        try:
+            row.update({f"test/{k}": v for k, v in json.loads(results.read_text()).items()})
+        except (ValueError, AttributeError, UnicodeDecodeError) as err:
+            raise ZrenieError(f"{results}: not a results file ({type(err).__name__})") from None
     return row
 
 
