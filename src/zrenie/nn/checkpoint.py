@@ -245,12 +245,9 @@ class RunHandle:
         return next(iter(self.models.values()))
 
 
-def _corrupt(path: Path) -> bool:
-    try:
-        _check_archive(path)
-    except CorruptCheckpointError:
-        return True
-    return False
+def _cache_key(path: Path, device: torch.device) -> tuple:
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size, str(device)
 
 
 def _read_run(path: Path, device: torch.device) -> RunHandle:
@@ -277,18 +274,20 @@ def load_run(path: str | Path, device: str | torch.device = "cpu", task: str | N
     It reads only the checkpoint: the models are rebuilt from the builders and kwargs stored there. It
     sets no seed, flag or default device, so a long-lived process (the web app) can hold several.
     """
-    path = resolve_checkpoint(path)
-    if path.name == "best.pt" and _corrupt(path):
-        path = load_run_checkpoint(path.parent)[0]  # the run's last.pt, with a warning, when it is good
-    path = path.resolve()
+    path = resolve_checkpoint(path).resolve()
     device = torch.device(device)
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size, str(device))
-    if key in _HANDLES:
+    key = _cache_key(path, device)
+    if key in _HANDLES:  # a cache hit costs one stat: no read, no checksum
         _HANDLES.move_to_end(key)
         handle = _HANDLES[key]
     else:
-        handle = _read_run(path, device)
+        try:
+            handle = _read_run(path, device)
+        except CorruptCheckpointError:
+            if path.name != "best.pt":
+                raise
+            path = load_run_checkpoint(path.parent)[0].resolve()  # the run's last.pt, with a warning, if good
+            key, handle = _cache_key(path, device), _read_run(path, device)
         if cache:
             _HANDLES[key] = handle
             while len(_HANDLES) > _MAX_HANDLES:
