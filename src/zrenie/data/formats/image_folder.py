@@ -13,6 +13,11 @@ test score measured on val would be biased upwards. Class names are the sorted f
 train pool, as torchvision's `ImageFolder` orders them, so class indices agree with it. Images are
 found recursively inside each class folder and decoded per sample (`FileDataset`, 3 channels).
 
+Symlinks are followed, but each real folder is entered once and each real file (`os.path.realpath`) used
+once, at the first path found in sorted order and under the first class: a link loop (`cat/loop -> .`)
+or a file linked twice cannot list an image twice, so carving cannot leak it into val. A file in a
+held-out split folder is dropped from train (and one in test/ from val/); skips get one warning each.
+
 Without `data.size`, the side the model sees comes from the data (`derive_size`): the median
 shorter side of the training images, rounded to a multiple of 32 and capped at 224, so a folder of
 32x32 images trains at 32 rather than being upscaled 49-fold in pixels to 224.
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,27 +63,152 @@ def find_classes(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
-def list_images(folder: Path, classes: list[str], split: str) -> list[tuple[str, int]]:
-    """(path, class index) of every image file under `folder/<class>/`, in a stable order.
+@dataclass
+class Listing:
+    """What `list_images` found in one split folder."""
+
+    samples: list[tuple[str, int]] = field(default_factory=list)  # (path as first found, class index)
+    reals: list[str] = field(default_factory=list)  # the real path of each sample, symlinks resolved
+    skipped: list[str] = field(default_factory=list)  # image paths of a file listed already, or in a folder skipped
+    skipped_folders: list[str] = field(default_factory=list)  # folders reached a second time (loop or second link)
+
+
+def _real(entry: os.DirEntry, real_dir: str) -> str:
+    """The real path of `entry`, listed in the folder whose real path is `real_dir`: a join unless it is a link."""
+    try:
+        if not entry.is_symlink():
+            return os.path.join(real_dir, entry.name)
+    except OSError:
+        pass
+    return os.path.realpath(entry.path)
+
+
+def _scan(path: str) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
+    """(folders, image files) directly in `path`, each sorted by name; none if it cannot be read, as os.walk does."""
+    try:
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return [], []
+    folders, images = [], []
+    for e in entries:
+        try:
+            is_dir = e.is_dir()  # follows symlinks: a folder linked in is walked
+        except OSError:
+            is_dir = False
+        if is_dir:
+            folders.append(e)
+        elif e.name.lower().endswith(IMAGE_EXTENSIONS):
+            images.append(e)
+    return folders, images
+
+
+def _walk_class(top: str, seen: set[str], tops: frozenset[str], listing: Listing) -> list[tuple[str, str]]:
+    """(path, real path) of the images under the class folder `top`, entering each real folder once.
+
+    The order is `os.walk(top, followlinks=True)` top-down with sorted names: a folder's files, then its
+    sub-folders one after the other. A folder whose real path is in `seen` (visited, or the data root and
+    the split folders), or is another class folder (`tops`), is skipped and noted in `listing`.
+    """
+    found = []
+    stack = [(top, os.path.realpath(top))]
+    while stack:
+        path, real = stack.pop()
+        folders, images = _scan(path)
+        if real in seen or (real in tops and path != top):
+            listing.skipped_folders.append(path)
+            listing.skipped.extend(e.path for e in images)
+            continue
+        seen.add(real)
+        found.extend((e.path, _real(e, real)) for e in images)
+        stack.extend((e.path, _real(e, real)) for e in reversed(folders))
+    return found
+
+
+def list_images(folder: Path, classes: list[str], split: str, never: frozenset[str] = frozenset(),
+                tops: frozenset[str] = frozenset()) -> Listing:
+    """(path, class index) of every image file under `folder/<class>/`, in a stable order, each real file once.
+
+    Symlinks are followed, but a real folder is entered once (this ends link loops) and a real file
+    reached a second time is skipped: it keeps its first path, under the first class in sorted order.
 
     Args:
         folder: the pool, holding one folder per class.
         classes: the train pool's classes; a class folder not among them is an error.
         split: "train", "val" or "test"; only train needs every class to hold an image.
+        never: real paths of folders never entered from inside a class: the data root and split folders.
+        tops: real paths of the class folders of every split, entered only as their own class.
     """
     index = {name: i for i, name in enumerate(classes)}
-    samples = []
-    for name in find_classes(folder):
+    names = find_classes(folder)
+    seen = {os.path.realpath(folder), *never}
+    tops = frozenset({*tops, *(os.path.realpath(folder / name) for name in names)})
+    listing, seen_files = Listing(), set()
+    for name in names:
         if name not in index:
             raise DataError(f"{folder / name}: class {name!r} is not among the train classes {classes}")
-        found = []
-        for dirpath, dirnames, filenames in os.walk(folder / name, followlinks=True):
-            dirnames.sort()  # os.walk visits in this order, which keeps sample order stable across file systems
-            found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.lower().endswith(IMAGE_EXTENSIONS))
-        if not found and split == "train":
+        before = (len(listing.samples), len(listing.skipped), len(listing.skipped_folders))
+        for path, real in _walk_class(str(folder / name), seen, tops, listing):
+            if real in seen_files:
+                listing.skipped.append(path)
+                continue
+            seen_files.add(real)
+            listing.samples.append((path, index[name]))
+            listing.reals.append(real)
+        if len(listing.samples) == before[0] and split == "train":
+            if (len(listing.skipped), len(listing.skipped_folders)) != before[1:]:
+                raise DataError(f"class folder {folder / name} holds no images of its own: each one is a file "
+                                f"already listed under an earlier class, through symlinks")
             raise DataError(f"class folder {folder / name} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        samples.extend((path, index[name]) for path in found)
-    return samples
+    return listing
+
+
+def _landmarks(root: Path, pools: dict[str, Path]) -> tuple[frozenset[str], frozenset[str]]:
+    """Real paths of (the data root and split folders, the class folders of every split): see `list_images`."""
+    never = frozenset(os.path.realpath(folder) for folder in (root, *pools.values()))
+    tops = frozenset(os.path.realpath(folder / name) for folder in pools.values() for name in find_classes(folder))
+    return never, tops
+
+
+def warn_duplicates(root: Path, listings: list[Listing]) -> None:
+    """One warning counting the image paths and folders skipped as reached a second time, if any."""
+    images = [path for listing in listings for path in listing.skipped]
+    folders = [path for listing in listings for path in listing.skipped_folders]
+    if not images and not folders:
+        return
+    counts = " and ".join(f"{n} {what}" for n, what in ((len(images), "duplicate image path(s)"),
+                                                         (len(folders), "folder(s) reached twice")) if n)
+    warnings.warn(f"{root}: skipped {counts} through symlinks or listed twice (each file kept once, at its "
+                  f"first path), e.g. {(images or folders)[0]}", stacklevel=2)
+
+
+def one_split_each(root: Path, listings: dict[str, Listing], classes: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """The samples of each split with every real file in one split only: test over val over train.
+
+    The held-out splits stay as laid out; a file also in one of them is dropped from train (or from
+    val when in test), with one warning that counts them.
+
+    Args:
+        root: the data root, named in the warning.
+        listings: `list_images` of each split folder present.
+        classes: the train pool's classes, to name one left without train images.
+    """
+    kept, taken, dropped = {}, set(), []
+    for split in ("test", "val", "train"):
+        if split in listings:
+            listing = listings[split]
+            keep = [real not in taken for real in listing.reals]
+            kept[split] = [sample for sample, k in zip(listing.samples, keep) if k]
+            dropped.extend(path for (path, _), k in zip(listing.samples, keep) if not k)
+            taken.update(listing.reals)
+    if dropped:
+        warnings.warn(f"{root}: {len(dropped)} file(s) in both train and val/test (or val and test), kept in "
+                      f"val/test only (test over val), e.g. {dropped[0]} dropped", stacklevel=2)
+        left = {target for _, target in kept["train"]}
+        for target in sorted({target for _, target in listings["train"].samples} - left):
+            raise DataError(f"dataset 'image_folder': every image of class {classes[target]!r} in train is also "
+                            f"in val/ or test/ (the same files, through symlinks); a file is used in one split only")
+    return {split: kept[split] for split in listings}
 
 
 def _pools(root: Path) -> dict[str, Path]:
@@ -176,6 +308,7 @@ def image_folder(cfg: DataConfig) -> DatasetSplits:
     also for training from scratch: the dataset's own would suit that better, but switching by
     recipe would silently change what fine-tuning runs learn. Every file is checked once here:
     corrupt ones are skipped with one warning that counts them, or raise with `data.strict=true`.
+    A file reached twice through symlinks is used once, in one split (`list_images`, `one_split_each`).
     `data.download` does not apply.
     """
     root = open_root(cfg)
@@ -183,7 +316,10 @@ def image_folder(cfg: DataConfig) -> DatasetSplits:
     classes = find_classes(pools["train"])
     if not classes:
         raise DataError(f"dataset 'image_folder': no class folders in {pools['train']} (expected layout: {LAYOUT})")
-    listed = {split: list_images(folder, classes, split) for split, folder in pools.items()}
+    never, tops = _landmarks(root, pools)
+    listings = {split: list_images(folder, classes, split, never, tops) for split, folder in pools.items()}
+    warn_duplicates(root, list(listings.values()))
+    listed = one_split_each(root, listings, classes)  # carving splits the train pool, now free of duplicates
     # One check over every split, so corrupt files give one warning in total rather than one per split.
     everything = [sample for samples in listed.values() for sample in samples]
     readable = {path for path, _ in drop_unreadable(everything, cfg.strict, where=str(root))}
