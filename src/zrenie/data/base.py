@@ -95,15 +95,19 @@ class FileDataset(Dataset):
         transform: maps a uint8 `(C, H, W)` tensor to the float `(C, H, W)` the model takes; set by
             the loader (train or eval preset). Without one, images are returned as float in [0, 1].
         strict: raise on a corrupt file instead of skipping it.
+        channels: 3 (RGB) or 1 (grayscale), whatever the files hold.
+        background: the grey level (0-255) that transparent pixels are composited over.
     """
 
     def __init__(self, samples: Sequence[tuple[str, int]], classes: Sequence[str],
-                 transform: Callable[[Tensor], Tensor] | None = None, strict: bool = False, channels: int = 3):
+                 transform: Callable[[Tensor], Tensor] | None = None, strict: bool = False, channels: int = 3,
+                 background: int = 255):
         self.samples = list(samples)
         self.classes = list(classes)
         self.transform = transform
         self.strict = strict
         self.channels = channels
+        self.background = background
 
     target_kind = "class"
 
@@ -125,14 +129,15 @@ class FileDataset(Dataset):
         # one that breaks afterwards is an error naming it: serving another image in its place would
         # attach this index's prediction to the wrong file.
         path, target = self.samples[index]
-        image = read_image(path, channels=self.channels)
+        image = read_image(path, channels=self.channels, background=self.background)
         if self.transform is not None:
             return self.transform(image), target
         return image.float().div_(255), target
 
     def subset(self, indices: Sequence[int] | Tensor) -> "FileDataset":
         idx = [int(i) for i in indices]
-        return FileDataset([self.samples[i] for i in idx], self.classes, self.transform, self.strict, self.channels)
+        return FileDataset([self.samples[i] for i in idx], self.classes, self.transform, self.strict, self.channels,
+                           self.background)
 
 
 def drop_unreadable(samples: list[tuple[str, int]], strict: bool, where: str) -> list[tuple[str, int]]:

@@ -2,6 +2,18 @@
 
 `read_image`/`write_image`: uint8 `(C, H, W)` at the boundary, the reader of datasets and predictions.
 `read_float`/`write_float`: float `(C, H, W)` in [0, 1] at 8 or 16 bits, the same depth out as in (imgproc CLI).
+
+Both readers share one decoding core, `_decode`, which reads images as their owners see them:
+
+- EXIF orientation is applied (all 8 values), so phone photos come upright.
+- 16-bit files keep their depth: greyscale through Pillow (I;16, I;16B, and I, clipped to
+  [0, 65535]), colour PNG and RGB TIFF through OpenCV (Pillow would decode them as 8 bits).
+  `read_float` gives v / 65535 at 16 bits; `read_image` rounds them to 8 bits as round(v / 257).
+- Transparency (RGBA, LA, P or L/RGB with a transparent colour, 16-bit RGBA) is composited over
+  `background`, a grey level 0-255, white by default: out = rgb * a + bg * (1 - a) in float.
+- Plain 8-bit files are Pillow's `Image.open(path).convert(mode)` unchanged, and colour to
+  greyscale of 8-bit images stays Pillow's `convert("L")` (ITU-R 601-2 luma); 16-bit colour to
+  greyscale uses the same weights in float.
 """
 
 from __future__ import annotations
@@ -14,13 +26,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from zrenie.config import atomic_path
-from zrenie.errors import DataError
+from zrenie.errors import ConfigError, DataError
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_GREY_MODES = ("L", "LA", "La", "1")
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's convert("L")
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+_ORIENT_ARRAY = {  # the same moves on an (H, W, C) array: 6 turns 90 degrees clockwise, 8 counter-clockwise
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, -1)[::-1], 8: lambda a: np.rot90(a, 1),
+}
 
 
 PIXEL_LIMIT_ENV = "ZRENIE_MAX_IMAGE_PIXELS"
@@ -42,30 +65,166 @@ def _pixel_limit():
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def read_image(path: str | Path, channels: int | None = 3) -> Tensor:
-    """Reads an image file as uint8 `(C, H, W)`.
+def read_image(path: str | Path, channels: int | None = 3, background: int = 255) -> Tensor:
+    """Reads an image file as uint8 `(C, H, W)`, upright, with transparency composited.
 
     Args:
-        path: any format Pillow reads.
+        path: any format Pillow reads; 16-bit colour PNG and TIFF through OpenCV.
         channels: 1 (grayscale), 3 (RGB), or None to keep the file's own (gray -> 1, else RGB).
+        background: the grey level (0-255) that transparent pixels are composited over.
+
+    Returns:
+        Tensor[C, H, W] uint8; 16-bit files are rounded to 8 bits as round(v / 257).
     """
-    path = Path(path)
+    array, bits = _decode(Path(path), channels, background)
+    if bits == 16:
+        array = np.clip(np.round(array / 257), 0, 255).astype(np.uint8)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def read_float(path: str | Path, background: int = 255) -> tuple[Tensor, int]:
+    """Reads an image file as float `Tensor[C, H, W]` in [0, 1] (C = 1 or 3) and its bit depth (8 or 16).
+
+    Args:
+        path: any format Pillow reads; 16-bit colour PNG and TIFF through OpenCV.
+        background: the grey level (0-255) that transparent pixels are composited over.
+
+    Returns:
+        The image, upright, with the file's own channels (gray -> 1, else RGB): v / 255 at 8 bits,
+        v / 65535 at 16; and the bit depth, which writing the result back keeps.
+    """
+    array, bits = _decode(Path(path), None, background)
+    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    if bits == 16:
+        return (tensor / 65535).clamp_(0, 1), 16
+    return tensor.float() / 255, 8
+
+
+def _decode(path: Path, channels: int | None, background: int) -> tuple[np.ndarray, int]:
+    """The decoding core of both readers: `(H, W, C)` pixels, C = 1 or 3, and their bit depth.
+
+    Args:
+        path: the image file.
+        channels: 1, 3, or None for the file's own (gray -> 1, else RGB).
+        background: grey level 0-255 under transparent pixels.
+
+    Returns:
+        uint8 pixels at 8 bits; float32 on the 0-65535 scale at 16 (not rounded where composited).
+
+    Raises:
+        DataError: a missing or unreadable file, or one over the pixel limit (ZRENIE_MAX_IMAGE_PIXELS).
+    """
+    if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or not 0 <= background <= 255:
+        raise ConfigError(f"background={background!r}: expected a grey level, a whole number from 0 to 255")
     if not path.is_file():
         raise DataError(f"image not found: {path}")
+    channels = channels if channels in (1, 3) else None
     try:
         with _pixel_limit(), Image.open(path) as im:
+            if _is_deep_colour(path, im):
+                return _decode_deep_colour(path, im, channels, float(background) * 257), 16
             im.load()
-            mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("L", "I;16", "I", "1") else "RGB")
-            im = im.convert(mode)
-            array = np.array(im)
+            im = _oriented(im)
+            if im.mode in _SIXTEEN_BIT_MODES:
+                return _decode_deep_grey(im, channels, float(background) * 257), 16
+            return _decode_8bit(im, channels, background), 8
     except Image.DecompressionBombError:
         raise DataError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, refused as a possible "
                         f"decompression bomb; if you trust it, raise the limit with {PIXEL_LIMIT_ENV}=N") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"not a readable image: {path} ({type(err).__name__})") from None
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation, 1-8; 1 (as stored) without one, or when the EXIF block is damaged."""
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except (SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error):
+        return 1  # a broken EXIF block does not make the pixels unreadable
+    return int(value) if isinstance(value, (int, float)) and value in range(1, 9) else 1
+
+
+def _oriented(im: Image.Image) -> Image.Image:
+    """The image turned upright by its EXIF orientation (itself when there is nothing to turn)."""
+    orientation = _orientation(im)
+    if orientation == 1:
+        return im
+    try:
+        return ImageOps.exif_transpose(im)
+    except (TypeError, ValueError, KeyError, struct.error):  # Pillow failed to rewrite the EXIF block
+        return im.transpose(_TRANSPOSE[orientation])
+
+
+def _over(colour: np.ndarray, alpha: np.ndarray, background: float) -> np.ndarray:
+    """`colour * alpha + background * (1 - alpha)` in float32; alpha in [0, 1], shaped (H, W, 1)."""
+    return colour.astype(np.float32) * alpha + np.float32(background) * (1 - alpha)
+
+
+def _decode_8bit(im: Image.Image, channels: int | None, background: int) -> np.ndarray:
+    """An 8-bit image as uint8 `(H, W, C)`: composited when transparent, then Pillow's convert(mode)."""
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        grey = im.mode in _GREY_MODES
+        pixels = np.asarray(im.convert("LA" if grey else "RGBA"))
+        flat = _over(pixels[..., :-1], pixels[..., -1:].astype(np.float32) / 255, background)
+        flat = np.round(flat).astype(np.uint8)
+        im = Image.fromarray(flat[..., 0] if grey else flat)
+    mode = {1: "L", 3: "RGB"}.get(channels or 0) or ("L" if im.mode in ("L", "1") else "RGB")
+    array = np.array(im.convert(mode))
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def _decode_deep_grey(im: Image.Image, channels: int | None, background: float) -> np.ndarray:
+    """A 16-bit greyscale image (Pillow's I;16 modes, or I clipped to [0, 65535]) as float32 `(H, W, C)`."""
+    raw = np.asarray(im)
+    grey = np.clip(raw, 0, 65535).astype(np.float32)[..., None]
+    key = im.info.get("transparency")
+    if isinstance(key, int):  # a PNG's tRNS: one grey value stands for transparent
+        grey = _over(grey, (raw != key).astype(np.float32)[..., None], background)
+    return _deep_channels(grey, channels)
+
+
+def _decode_deep_colour(path: Path, im: Image.Image, channels: int | None, background: float) -> np.ndarray:
+    """A 16-bit colour PNG or TIFF through OpenCV, upright and composited, as float32 `(H, W, C)`."""
+    import cv2  # imported on use: importing OpenCV costs a noticeable fraction of a second
+
+    try:
+        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # BGR(A), EXIF orientation not applied
+    except cv2.error:
+        pixels = None
+    if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise DataError(f"not a readable image: {path} (16-bit colour that OpenCV could not decode)")
+    orientation = _orientation(im)
+    if orientation != 1:
+        pixels = _ORIENT_ARRAY[orientation](pixels)
+    colour = pixels[..., 2::-1].astype(np.float32)
+    if pixels.shape[2] == 4:
+        colour = _over(colour, pixels[..., 3:].astype(np.float32) / 65535, background)
+    header = _png_header(path)
+    if header is not None and header[1] == 4:  # greyscale with alpha, which OpenCV spreads to BGRA
+        colour = colour[..., :1]
+    return _deep_channels(colour, channels)
+
+
+def _deep_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
+    """Float `(H, W, 1 or 3)` to the channels asked for: grey repeated, or colour weighted by ITU-R 601-2."""
+    if channels == 3 and array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if channels == 1 and array.shape[2] == 3:
+        return np.clip(array @ _LUMA, 0, 65535)[..., None]
+    return array
+
+
+def _is_deep_colour(path: Path, im: Image.Image) -> bool:
+    """Whether the file holds 16-bit colour that Pillow would decode as 8 bits: a PNG, or a TIFF in RGB."""
+    if im.format == "PNG":
+        header = _png_header(path)
+        return header is not None and header[0] == 16 and header[1] in (2, 4, 6)
+    if im.format == "TIFF":
+        tags = im.tag_v2
+        bits = tags.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return 16 in bits and tags.get(262) == 2 and tags.get(277, 1) >= 3
+    return False
 
 
 def write_image(image: Tensor, path: str | Path) -> None:
@@ -88,32 +247,6 @@ def _png_header(path: Path) -> tuple[int, int] | None:
     if len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n":
         return head[24], head[25]
     return None
-
-
-def read_float(path: str | Path) -> tuple[Tensor, int]:
-    """Reads an image file as float `Tensor[C, H, W]` in [0, 1] (C = 1 or 3) and its bit depth (8 or 16)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image not found: {path}")
-    header = _png_header(path)
-    if header is not None and header[0] == 16 and header[1] in (2, 6):
-        # Pillow reads 16-bit RGB PNGs as 8-bit RGB; OpenCV keeps the 16 bits when it is installed.
-        try:
-            import cv2
-        except ModuleNotFoundError:
-            cv2 = None
-        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if cv2 is not None else None
-        if array is not None and array.dtype == np.uint16:
-            rgb = np.ascontiguousarray(array[:, :, 2::-1].transpose(2, 0, 1))
-            return torch.from_numpy(rgb.astype(np.float32) / 65535), 16
-    try:
-        with Image.open(path) as im:
-            if im.mode in _SIXTEEN_BIT_MODES:
-                array = np.asarray(im).astype(np.float32)
-                return torch.from_numpy(array / 65535).clamp_(0, 1).unsqueeze(0), 16
-    except (OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"not a readable image: {path} ({type(err).__name__})") from None
-    return read_image(path, channels=None).float() / 255, 8
 
 
 def _png16_bytes(array: np.ndarray) -> bytes:
