@@ -274,7 +274,7 @@ def _dispatch_task(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zrenie.errors import ZrenieError
+    from zrenie.errors import ZrenieError, write_error
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["imgproc"]:  # its own grammar, --help and -q included
@@ -297,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         except ZrenieError as err:
             print(f"error: {err}", file=sys.stderr)
+            return 2
+        except Exception as err:  # a folder made or a file written outside atomic_path (run folder, lock)
+            failure = write_error(err)
+            if failure is None:
+                raise
+            print(f"error: {failure}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import yaml
 
-from zrenie.errors import ConfigError
+from zrenie.errors import ConfigError, write_error
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -76,10 +76,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     A reader (a resumed run, a browser refreshing the report) sees the old file or the new one, never a
     half-written one; if the block raises, the temporary file is removed and `path` is untouched. The
     file gets the permissions a plain `open()` would give (0666 less the umask), not mkstemp's 0600.
+    A write the disk or the permissions refuse (full, read-only, denied) is a one-line `WriteError`
+    naming `path`, with the temporary file removed and `path` as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise write_error(err, path) or err from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -88,5 +93,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except Exception as err:
+        # A full disk or a read-only mount is one line naming the file; torch.save, Pillow and savefig
+        # each report it differently (a RuntimeError whose context is the OSError, for torch.save).
+        failure = write_error(err, path)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         tmp.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
 from zrenie.engine.logging import EpochProgress, RunLogger, Throughput, console
 from zrenie.engine.rng import get_rng_state, set_rng_state
 from zrenie.engine.step_context import OptimizerSlot, StepContext
-from zrenie.errors import ConfigError, ZrenieError
+from zrenie.errors import ConfigError, WriteError, ZrenieError
 from zrenie.nn.checkpoint import save_checkpoint
 
 
@@ -273,13 +273,32 @@ class Trainer:
                     metrics = {f"val/{k}": v for k, v in self.evaluate(self.val_loader).items()}
             except KeyboardInterrupt as stop:
                 self.progress.stop()
-                self.save("last.pt")
+                with self._reporting_write_errors():
+                    self.save("last.pt")
                 self._raise_interrupted(143 if isinstance(stop, Terminated) else 130)
-            with _deferred_sigint() as interrupted:
+            with _deferred_sigint() as interrupted, self._reporting_write_errors():
                 self._end_epoch(train_logs, metrics, time.perf_counter() - started)
             if interrupted():
                 self._raise_interrupted()
         return metrics
+
+    @contextmanager
+    def _reporting_write_errors(self):
+        """A checkpoint or log the disk refuses: the error also says which checkpoint is left and how to go on.
+
+        last.pt is written last and atomically, so the one on disk is the previous epoch's, whole.
+        """
+        try:
+            yield
+        except WriteError as err:
+            self.progress.stop()
+            last = self.run_dir / "last.pt"
+            if last.is_file():
+                hint = (f"the last good checkpoint {last} is intact: free space or make the folder writable, then "
+                        f"continue with `zrenie {self.cfg.task} train resume={self.run_dir}`")
+            else:
+                hint = "no checkpoint was written yet"
+            raise WriteError(f"{err}; {hint}") from None
 
     def _terminate_now(self) -> bool:
         """Whether a SIGTERM arrived; under DDP read together every `log_every` steps, so that every process
