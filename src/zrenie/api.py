@@ -18,7 +18,7 @@ from zrenie.engine import distributed as dist
 from zrenie.engine.rng import cpu_threads, deterministic_mode, seed_everything
 from zrenie.engine.run_dir import check_run_dir, create_run_dir, remove_failed_start, unlock_run_dir
 from zrenie.engine.trainer import Trainer, TrainingInterrupted
-from zrenie.errors import CheckpointError, ConfigError
+from zrenie.errors import CheckpointError, ConfigError, WriteError
 from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load_model_state, load_run,
                                   load_run_checkpoint, resolve_checkpoint)
 from zrenie.tasks import Task, get_task
@@ -144,6 +144,9 @@ def _train(task_impl: Task, cfg: TrainConfig, state: dict | None, device: torch.
     except KeyboardInterrupt:
         raise TrainingInterrupted(f"interrupted during the test pass; training is complete and saved in {run_dir}; "
                                   f"test and report with `{resume_command(cfg)}`") from None
+    except WriteError as err:
+        raise WriteError(f"{err}; training is complete and saved in {run_dir}: free space or make the folder "
+                         f"writable, then test and report with `{resume_command(cfg)}`") from None
     finally:
         unlock_run_dir(run_dir, lock)
     dist.barrier()
@@ -271,7 +274,7 @@ def predict(run_or_ckpt: str | Path, images: Sequence[str | Path | torch.Tensor]
     Returns:
         one `zrenie.report.result.Result` per image (`.to_dict()`, `.save(path)`, `.plot()`).
     """
-    from zrenie.imgproc.io import find_images, read_image
+    from zrenie.imgproc.io import DEFAULT_BACKGROUND, find_images, read_image
 
     images = [im for item in images for im in ([item] if isinstance(item, torch.Tensor) else
                                                   find_images(item, recursive))]
@@ -286,7 +289,8 @@ def predict(run_or_ckpt: str | Path, images: Sequence[str | Path | torch.Tensor]
             tensors.append(image.float())
             names.append(f"tensor[{i}]")
         else:
-            tensors.append(read_image(image, channels=None).float().div_(255))
+            background = handle.preprocess.get("background", DEFAULT_BACKGROUND)  # as the run's files were read
+            tensors.append(read_image(image, channels=None, background=background).float().div_(255))
             names.append(str(image))
     return task_impl.predict(handle, tensors, names, **options)
 

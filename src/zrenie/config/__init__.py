@@ -110,6 +110,9 @@ class DataConfig:
         "choices": ("random", "balanced")})
     subset_classes: Union[list, None] = field(default=None, metadata={
         "help": "keep only these classes (names or indices), relabelled 0..k-1 (null: all)"})
+    background: int = field(default=255, metadata={
+        "help": "grey level, in [0, 255], that transparent pixels of image files are composited over "
+                "(255: white); kept in checkpoints, so predict reads images the same way", "range": "in [0, 255]"})
 
 
 @dataclass

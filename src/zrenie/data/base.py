@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from zrenie.config import DataConfig
 from zrenie.errors import DataError
-from zrenie.imgproc.io import read_image
+from zrenie.imgproc.io import DEFAULT_BACKGROUND, read_image
 
 
 TARGET_KINDS = ("class", "mask", "boxes")
@@ -101,7 +101,7 @@ class FileDataset(Dataset):
 
     def __init__(self, samples: Sequence[tuple[str, int]], classes: Sequence[str],
                  transform: Callable[[Tensor], Tensor] | None = None, strict: bool = False, channels: int = 3,
-                 background: int = 255):
+                 background: int = DEFAULT_BACKGROUND):
         self.samples = list(samples)
         self.classes = list(classes)
         self.transform = transform
@@ -175,9 +175,16 @@ class DatasetSplits:
     extras: dict = field(default_factory=dict)
 
     def meta(self) -> dict:
-        """Plain data kept in checkpoints so that predict can prepare new images."""
+        """Plain data kept in checkpoints so that predict can prepare new images as eval prepares the test
+        split: `eval` is its geometry (`eval_geometry`), `background` the grey that alpha is composited over."""
+        from zrenie.data.transforms import eval_geometry
+
+        per_sample = not isinstance(self.test, InMemoryDataset)
+        geometry = eval_geometry(self.image_size, target=getattr(self.test, "target_kind", "class"),
+                                 per_sample=per_sample)
         return {"classes": self.classes, "in_channels": self.in_channels, "image_size": self.image_size,
-                "mean": list(self.mean), "std": list(self.std), "hflip": self.hflip}
+                "mean": list(self.mean), "std": list(self.std), "hflip": self.hflip, "eval": geometry,
+                "background": getattr(self.test, "background", DEFAULT_BACKGROUND)}
 
 
 def stratified_split(targets: np.ndarray | Tensor, fractions: Sequence[float], seed: int) -> list[np.ndarray]:

@@ -140,27 +140,62 @@ def eval_size(image_size: int) -> int:
     return int(round(image_size * EVAL_RESIZE_RATIO))
 
 
+def eval_geometry(image_size: int | None, *, target: str = "class", per_sample: bool = True) -> dict[str, Any]:
+    """What the evaluation preset does to an image's geometry, as plain data kept in checkpoints.
+
+    `predict` prepares new images from it (`geometry_transform`), so its probabilities come from the
+    inputs whose accuracy `eval` reports.
+
+    Args:
+        image_size: side S the model sees; None: each image at its own size.
+        target: "class" resizes the shorter side to round(S * 8 / 7) and takes the centre S x S;
+            "mask" and "boxes" resize the whole image to S x S, since a crop would drop labelled
+            pixels and boxes from the score.
+        per_sample: False for datasets held in memory, resized whole to S x S when opened.
+
+    Returns:
+        `{"resize": None}` (own size), `{"resize": [S, S]}` (the whole image to S x S; with
+        `"antialias": False` for datasets in memory) or `{"resize": round(S * 8 / 7), "crop": S}`
+        (shorter side, then centre crop), read as torchvision's `Resize` and `CenterCrop` read sizes.
+    """
+    _check(None, target)
+    if image_size is None:
+        return {"resize": None}
+    if not per_sample:  # `resize_uint8` resized the whole set when it was opened: bilinear, no antialiasing
+        return {"resize": [image_size, image_size], "antialias": False}
+    if target != "class":
+        return {"resize": [image_size, image_size]}
+    return {"resize": eval_size(image_size), "crop": image_size}
+
+
+def geometry_transform(geometry: dict[str, Any]) -> list[v2.Transform]:
+    """The resize (antialiased unless it says not) and centre crop that `eval_geometry` describes, for uint8
+    or float images."""
+    steps: list[v2.Transform] = []
+    if geometry.get("resize") is not None:
+        steps.append(v2.Resize(geometry["resize"], antialias=geometry.get("antialias", True)))
+    if geometry.get("crop") is not None:
+        steps.append(v2.CenterCrop(geometry["crop"]))
+    return steps
+
+
 def eval_transform(image_size: int, *, target: str = "class") -> v2.Compose | JointTransform:
-    """The evaluation preset.
+    """The evaluation preset of images decoded per sample: the geometry of `eval_geometry`, then float.
 
     Args:
         image_size: side S of the square output.
         target: "class" resizes the shorter side to round(S * 8 / 7) and takes the centre S x S;
             "mask" and "boxes" resize the whole image and its target to S x S (masks by nearest
-            neighbour), since a crop would drop labelled pixels and boxes from the score.
+            neighbour).
 
     Returns:
         For "class", a transform from uint8 `(C, H, W)` to float32 `(C, S, S)` in [0, 1]; else a
         `JointTransform` from `(image, target)` to `(image, target)`.
     """
-    _check(None, target)
+    geometric = geometry_transform(eval_geometry(image_size, target=target))
     if target != "class":
-        return JointTransform([v2.Resize((image_size, image_size), antialias=True)], [_to_float()])
-    return v2.Compose([
-        v2.Resize(eval_size(image_size), antialias=True),
-        v2.CenterCrop(image_size),
-        _to_float(),
-    ])
+        return JointTransform(geometric, [_to_float()])
+    return v2.Compose([*geometric, _to_float()])
 
 
 def native_transform(hflip: bool) -> JointTransform:

@@ -65,7 +65,11 @@ def _pixel_limit():
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def read_image(path: str | Path, channels: int | None = 3, background: int = 255) -> Tensor:
+# The grey level transparent pixels are composited over (white, as image viewers show them); `data.background`.
+DEFAULT_BACKGROUND = 255
+
+
+def read_image(path: str | Path, channels: int | None = 3, background: int = DEFAULT_BACKGROUND) -> Tensor:
     """Reads an image file as uint8 `(C, H, W)`, upright, with transparency composited.
 
     Args:
@@ -82,7 +86,7 @@ def read_image(path: str | Path, channels: int | None = 3, background: int = 255
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
-def read_float(path: str | Path, background: int = 255) -> tuple[Tensor, int]:
+def read_float(path: str | Path, background: int = DEFAULT_BACKGROUND) -> tuple[Tensor, int]:
     """Reads an image file as float `Tensor[C, H, W]` in [0, 1] (C = 1 or 3) and its bit depth (8 or 16).
 
     Args:

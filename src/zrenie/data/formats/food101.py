@@ -61,7 +61,8 @@ def listed_splits(name: str, listed: dict[str, list[tuple[str, int]]], classes: 
         raise DataError(f"dataset {name!r}: no readable train images in {where}")
 
     def dataset(samples: list[tuple[str, int]]) -> FileDataset:
-        return FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3)
+        return FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3,
+                           background=cfg.background)
 
     pool = dataset(listed["train"])
     val_idx, train_idx = stratified_split(pool.labels.numpy(), [cfg.val_fraction], cfg.seed)

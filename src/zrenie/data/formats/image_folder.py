@@ -326,7 +326,8 @@ def image_folder(cfg: DataConfig) -> DatasetSplits:
     listed = {split: [s for s in samples if s[0] in readable] for split, samples in listed.items()}
     if not listed["train"]:
         raise DataError(f"dataset 'image_folder': no readable images in {pools['train']} (expected layout: {LAYOUT})")
-    splits = {split: FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3)
+    splits = {split: FileDataset(samples, classes, transform=None, strict=cfg.strict, channels=3,
+                                     background=cfg.background)
               for split, samples in listed.items()}
     missing = [split for split in CARVED if split not in splits]
     if missing:
