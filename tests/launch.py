@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -27,3 +30,16 @@ def run_script(script: str, *args: str, extra_env: dict | None = None, processes
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
     launcher = torchrun(processes) if processes else [sys.executable]
     return subprocess.run([*launcher, script, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def terminate_mid_run(command: list[str], out: Path, env: dict | None = None, timeout: int = 240) -> tuple[int, str]:
+    """Starts a training `command` writing to `out`, sends SIGTERM early in its second epoch (once
+    `out/metrics.csv` holds the first), and returns its exit code and stderr."""
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + timeout
+    while not (out / "metrics.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=timeout)
+    return proc.returncode, stderr

@@ -1,12 +1,18 @@
 """Faults a run must survive, injected for real through the `zrenie` entry point."""
 
-import signal
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
+
+import zrenie
+
+from launch import terminate_mid_run
 
 TINY = ["data=digits", "data.batch_size=16", "model.width=8", "progress=false", "tensorboard=false"]
 
@@ -14,15 +20,9 @@ TINY = ["data=digits", "data.batch_size=16", "model.width=8", "progress=false", 
 def test_sigterm_saves_at_a_step_and_exits_143_with_the_resume_command(tmp_path):
     """What a scheduler sends before preemption: the step finishes, last.pt is saved at that batch."""
     out = tmp_path / "term"
-    proc = subprocess.Popen([sys.executable, "-m", "zrenie", "classify", "train", *TINY, "epochs=200", f"out={out}"],
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (out / "metrics.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(0.3)  # into the next epoch
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
+    code, stderr = terminate_mid_run([sys.executable, "-m", "zrenie", "classify", "train", *TINY, "epochs=200",
+                                      f"out={out}"], out)
+    assert code == 143, stderr
     lines = stderr.strip().splitlines()
     assert lines[-1].startswith("terminated (SIGTERM) at") and f"`zrenie classify train resume={out}`" in lines[-1]
     assert "Traceback" not in stderr
@@ -33,11 +33,9 @@ def test_sigterm_saves_at_a_step_and_exits_143_with_the_resume_command(tmp_path)
     assert done.returncode == 0, done.stderr
 
 
-def test_predict_into_a_closed_pipe_exits_quietly(tmp_path):
+def test_predict_into_a_closed_pipe_exits_quietly(tmp_path, copy_run):
     """`zrenie classify predict RUN IMG --json - | head -c 1`: the reader leaves early; no traceback."""
-    run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "zrenie", "classify", "train", *TINY, "epochs=1", "report=false",
-                    f"out={run}"], check=True, capture_output=True)
+    run = copy_run()
     for i in range(400):  # JSON well over a pipe buffer (64 KiB), so the write meets the closed pipe
         Image.new("L", (8, 8), i % 256).save(tmp_path / f"{i}.png")
     images = [str(tmp_path / f"{i}.png") for i in range(400)]
@@ -46,11 +44,23 @@ def test_predict_into_a_closed_pipe_exits_quietly(tmp_path):
     assert "Traceback" not in pipe.stderr and "BrokenPipe" not in pipe.stderr, pipe.stderr
 
 
-def _run(tmp_path, name="run", epochs=1):
-    out = tmp_path / name
-    subprocess.run([sys.executable, "-m", "zrenie", "classify", "train", *TINY, f"epochs={epochs}", "report=false",
-                    f"out={out}"], check=True, capture_output=True)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One finished one-epoch run (trained in this process: a child's start-up costs seconds), copied per test."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    zrenie.train("classify", data="digits", epochs=1, report=False, progress=False, tensorboard=False, out=str(out),
+                 **{"data.batch_size": 16, "model.width": 8})
     return out
+
+
+@pytest.fixture
+def copy_run(trained, tmp_path):
+    """A fresh copy of the trained run under `tmp_path / name` (a resume continues in the copy's folder)."""
+
+    def make(name="run"):
+        return Path(shutil.copytree(trained, tmp_path / name))
+
+    return make
 
 
 def _flip_a_bit_inside_a_tensor(path):
@@ -76,8 +86,8 @@ def _zrenie(*args):
     return subprocess.run([sys.executable, "-m", "zrenie", *args], capture_output=True, text=True)
 
 
-def test_bad_checkpoint_files_are_told_apart_in_one_line(tmp_path):
-    run = _run(tmp_path)
+def test_bad_checkpoint_files_are_told_apart_in_one_line(tmp_path, copy_run):
+    run = copy_run()
     empty, noise, foreign = tmp_path / "empty.pt", tmp_path / "noise.pt", tmp_path / "foreign.pt"
     empty.write_bytes(b"")
     noise.write_bytes(bytes(range(256)) * 8)
@@ -90,9 +100,9 @@ def test_bad_checkpoint_files_are_told_apart_in_one_line(tmp_path):
     _one_line(_zrenie("classify", "eval", str(truncated)), "corrupt or truncated")
 
 
-def test_a_flipped_bit_in_best_pt_is_corrupt_and_last_pt_stands_in(tmp_path):
+def test_a_flipped_bit_in_best_pt_is_corrupt_and_last_pt_stands_in(tmp_path, copy_run):
     """torch.load does not check the archive's checksums; a flipped bit would have evaluated silently."""
-    run = _run(tmp_path)
+    run = copy_run()
     flipped = tmp_path / "flipped.pt"
     flipped.write_bytes((run / "best.pt").read_bytes())
     _flip_a_bit_inside_a_tensor(flipped)
@@ -102,8 +112,8 @@ def test_a_flipped_bit_in_best_pt_is_corrupt_and_last_pt_stands_in(tmp_path):
     assert proc.returncode == 0 and "using last.pt (epoch 1) instead" in proc.stderr, proc.stderr
 
 
-def test_resume_falls_back_to_best_pt_when_last_pt_is_truncated(tmp_path):
-    run = _run(tmp_path, epochs=1)
+def test_resume_falls_back_to_best_pt_when_last_pt_is_truncated(copy_run):
+    run = copy_run()
     (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:3000])
     proc = _zrenie("classify", "train", f"resume={run}", "epochs=2", "progress=false")
     assert proc.returncode == 0 and "using best.pt (epoch 1) instead" in proc.stderr, proc.stderr
@@ -132,23 +142,23 @@ def test_a_second_run_into_a_running_runs_folder_is_refused_naming_it(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_damaged_run_files_are_one_line_before_any_work(tmp_path):
-    run = _run(tmp_path)
+def test_damaged_run_files_are_one_line_before_any_work(copy_run):
+    run = copy_run()
     (run / "metrics.csv").write_bytes(b"\x00\xff garbage, not a table\n1,2,3\n")
     _one_line(_zrenie("classify", "train", f"resume={run}", "epochs=2"), "metrics.csv: not a metrics table")
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # nothing was trained
-    other = _run(tmp_path, "other")
+    other = copy_run("other")
     (other / "config.yaml").write_text("model: [unclosed")
     _one_line(_zrenie("compare", str(other)), "config.yaml: not a run's config")
-    third = _run(tmp_path, "third")
+    third = copy_run("third")
     (third / "results.json").write_text("{broken")
     _one_line(_zrenie("compare", str(third)), "results.json: not a results file")
 
 
-def test_a_decompression_bomb_is_one_line_with_the_limit_and_how_to_raise_it(tmp_path):
+def test_a_decompression_bomb_is_one_line_with_the_limit_and_how_to_raise_it(tmp_path, copy_run):
     import os
 
-    run = _run(tmp_path)
+    run = copy_run()
     Image.new("L", (64, 64), 100).save(tmp_path / "big.png")  # over a lowered limit of 1,000 pixels
     env = {**os.environ, "ZRENIE_MAX_IMAGE_PIXELS": "1000"}
     proc = subprocess.run([sys.executable, "-m", "zrenie", "classify", "predict", str(run), str(tmp_path / "big.png")],
