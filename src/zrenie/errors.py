@@ -23,7 +23,7 @@ class CheckpointError(ZrenieError):
 
 
 class ShapeError(ZrenieError):
-    """A tensor of the wrong rank, channel count, dtype or size."""
+    """A tensor of the wrong rank, channel count, dtype, size or value range."""
 
 
 class RunDirError(ZrenieError):

@@ -13,15 +13,26 @@ from zrenie.errors import ShapeError
 F = TypeVar("F", bound=Callable[..., Tensor])
 
 
+# How far outside [0, 1] a value may lie and still count as in range: float error of an earlier op
+# (lab_to_rgb's 1.0000001), never a real value out of range.
+RANGE_TOLERANCE = 1e-5
+
+
 def check_image(image: Tensor, channels: int | tuple[int, ...] | None = None, name: str = "image",
-                min_size: int | tuple[int, int] = 1) -> None:
+                min_size: int | tuple[int, int] = 1, unit_range: bool = False) -> None:
     """Raises ShapeError unless `image` is a finite float `(C, H, W)` or `(B, C, H, W)` tensor.
+
+    The range policy of every op: an op whose meaning depends on [0, 1] (colour spaces, adjustments,
+    histograms, thresholds) passes `unit_range=True` and refuses values outside it in one line, naming
+    the range found; an op that is linear or an order statistic (filters, morphology) is defined for
+    any finite value and accepts it, as OpenCV's float paths do.
 
     Args:
         image: the tensor to check.
         channels: the allowed channel count(s), or None for any.
         name: how the error message calls the tensor.
         min_size: the smallest allowed (H, W), e.g. the kernel size of a filter.
+        unit_range: also require values in [0, 1] (within `RANGE_TOLERANCE`).
     """
     allowed = (channels,) if isinstance(channels, int) else channels
     c_text = "C" if allowed is None else "|".join(str(c) for c in allowed)
@@ -39,6 +50,13 @@ def check_image(image: Tensor, channels: int | tuple[int, ...] | None = None, na
     if image.shape[-2] < min_h or image.shape[-1] < min_w:
         raise ShapeError(f"{name}: expected at least {min_h}x{min_w} pixels (the kernel size), "
                          f"got shape {tuple(image.shape)}")
+    if unit_range and image.numel():
+        low, high = (float(v) for v in torch.aminmax(image.detach()))  # one pass; NaN propagates into both
+        if low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE:
+            return
+        if low == low and high == high and abs(low) != float("inf") and abs(high) != float("inf"):
+            raise ShapeError(f"{name}: expected values in [0, 1], found {low:.4g} to {high:.4g} (clamp with "
+                             f".clamp(0, 1); scale uint8 with .float() / 255)")
     if image.numel() and not bool(torch.isfinite(image.detach().sum())):
         # One reduction instead of an elementwise pass; a NaN or an inf always makes the sum
         # non-finite. Confirm element-wise, because huge finite values could overflow the sum.
