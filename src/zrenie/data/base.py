@@ -210,6 +210,24 @@ def stratified_split(targets: np.ndarray | Tensor, fractions: Sequence[float], s
     return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
 
 
+def split_in_memory(full: InMemoryDataset, strata: np.ndarray, test_fraction: float, cfg: DataConfig,
+                    hflip: bool = True) -> DatasetSplits:
+    """Test, val and train of a generated in-memory set, mean/std measured on train.
+
+    Args:
+        full: every image and its target.
+        strata: the class of each image for a stratified split, or zeros for a plain random one.
+        test_fraction: share of the test split; val takes `cfg.val_fraction`, train the rest.
+        cfg: `val_fraction` and `seed` (which seeds the split) are read.
+    """
+    test_idx, val_idx, train_idx = stratified_split(strata, [test_fraction, cfg.val_fraction], cfg.seed)
+    train = full.subset(train_idx)
+    mean, std = channel_stats(train.images)
+    return DatasetSplits(train=train, val=full.subset(val_idx), test=full.subset(test_idx), classes=full.classes,
+                         in_channels=full.images.shape[1], image_size=full.images.shape[-1], mean=mean, std=std,
+                         hflip=hflip)
+
+
 def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images `(N, C, H, W)` or clips `(N, T, C, H, W)`, in [0, 1] units."""
     x = images.flatten(0, 1) if images.ndim == 5 else images  # clips: every frame counts as an image

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from zrenie.config import DataConfig
-from zrenie.data.base import DatasetSplits, InMemoryDataset, channel_stats, stratified_split
+from zrenie.data.base import DatasetSplits, InMemoryDataset, split_in_memory
 from zrenie.errors import ConfigError
 from zrenie.registry import DATASETS
 
@@ -200,12 +200,17 @@ def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
     return np.stack([np.interp(x, np.arange(n_in), np.eye(n_in)[k]) for k in range(n_in)], axis=1)
 
 
+def smooth_noise(rng: np.random.Generator, height: int, width: int, cells: tuple[int, int]) -> np.ndarray:
+    """A float [H, W] field in [0, 1]: random values on a coarse `cells` grid, interpolated linearly."""
+    grid = rng.random(cells)
+    return _interp_matrix(height, cells[0]) @ grid @ _interp_matrix(width, cells[1]).T
+
+
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A float [H, W] pattern in [0, 1]: smooth noise, stripes, checker or gradient."""
     style = rng.integers(4)
     if style == 0:
-        grid = rng.random((int(rng.integers(3, 7)), int(rng.integers(3, 7))))
-        return _interp_matrix(height, grid.shape[0]) @ grid @ _interp_matrix(width, grid.shape[1]).T
+        return smooth_noise(rng, height, width, (int(rng.integers(3, 7)), int(rng.integers(3, 7))))
     theta = rng.uniform(0, np.pi)
     ys, xs = np.mgrid[0:height, 0:width]
     t = (xs * np.cos(theta) + ys * np.sin(theta)) / max(height, width)  # ~[-1, 1.5], along a random direction
@@ -440,12 +445,7 @@ def shapes(cfg: DataConfig, target: str = "class") -> DatasetSplits:
                           f"({num_classes}), got {num_samples}")
     images, targets = shape_classification_images(num_samples, size, num_classes, cfg.seed)
     classes = list(SHAPE_KINDS[:num_classes])
-    test_idx, val_idx, train_idx = stratified_split(targets.numpy(), [TEST_FRACTION, cfg.val_fraction], cfg.seed)
-    full = InMemoryDataset(images, targets, classes)
-    train = full.subset(train_idx)
-    mean, std = channel_stats(train.images)
-    return DatasetSplits(train=train, val=full.subset(val_idx), test=full.subset(test_idx), classes=classes,
-                         in_channels=3, image_size=size, mean=mean, std=std, hflip=True)
+    return split_in_memory(InMemoryDataset(images, targets, classes), targets.numpy(), TEST_FRACTION, cfg)
 
 
 def _scene_splits(cfg: DataConfig, target: str) -> DatasetSplits:
@@ -465,10 +465,4 @@ def _scene_splits(cfg: DataConfig, target: str) -> DatasetSplits:
                    for scene in scenes]
         classes = kinds
     # Scenes hold several classes, so the split is at random (one stratum), seeded like the images.
-    test_idx, val_idx, train_idx = stratified_split(np.zeros(num_samples), [TEST_FRACTION, cfg.val_fraction],
-                                                    cfg.seed)
-    full = InMemoryDataset(images, targets, classes)
-    train = full.subset(train_idx)
-    mean, std = channel_stats(train.images)
-    return DatasetSplits(train=train, val=full.subset(val_idx), test=full.subset(test_idx), classes=classes,
-                         in_channels=3, image_size=size, mean=mean, std=std, hflip=True)
+    return split_in_memory(InMemoryDataset(images, targets, classes), np.zeros(num_samples), TEST_FRACTION, cfg)
