@@ -105,3 +105,23 @@ def test_init_like_torchvision_and_zero_init_residual():
 
 def test_registered_by_name():
     assert set(TORCHVISION_PARAMS) <= set(zrenie.list_models("resnet*"))
+
+
+def test_dilated_stages_equal_torchvision():
+    """DeepLab's output stride 8: layer3 and layer4 keep layer2's resolution with dilated 3x3 convolutions."""
+    import torchvision
+
+    from zrenie.errors import ConfigError
+    from zrenie.nn.backbones.resnet import RESNET_VARIANTS
+
+    reference = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True]).eval()
+    ours = ResNet(*RESNET_VARIANTS["resnet50"], replace_stride_with_dilation=(False, True, True)).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(1, 3, 48, 48)
+    extractor = create_feature_extractor(reference, return_nodes=["layer1", "layer2", "layer3", "layer4"])
+    with torch.no_grad():
+        maps = ours.stage_features(x)
+        assert_maps_equal(maps, extractor(x), ["layer1", "layer2", "layer3", "layer4"])
+    assert [m.shape[-1] for m in maps] == [12, 6, 6, 6]
+    with pytest.raises(ConfigError, match="need Bottleneck blocks"):
+        ResNet(*RESNET_VARIANTS["resnet18"], replace_stride_with_dilation=(False, False, True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from zrenie.errors import ConfigError
 from zrenie.nn.backbones.common import init_kaiming_fan_out_
 from zrenie.nn.layers import ConvBNAct, check_input_size
 from zrenie.registry import MODELS
@@ -56,16 +57,17 @@ class Bottleneck(nn.Module):
         in_channels: channels of the block's input.
         channels: channels of the two inner convolutions; the output has 4x as many.
         stride: 2 in the first block of layer2..layer4, where the map is halved.
+        dilation: of the 3x3 convolution, > 1 in stages whose stride became a dilation.
     """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1):
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1):
         super().__init__()
         out_channels = channels * self.expansion
         self.conv1 = nn.Conv2d(in_channels, channels, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, stride, 1, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride, dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.conv3 = nn.Conv2d(channels, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
@@ -119,6 +121,8 @@ class ResNet(nn.Module):
         zero_init_residual: start each residual branch's last BN scale at 0, so every block begins as
             the identity (Goyal et al. 2017, Sec. 5.1: +0.2-0.3% top-1 on ImageNet).
         name: the variant's name, used in error messages.
+        replace_stride_with_dilation: for layer2..layer4, keep the resolution and dilate the 3x3
+            convolutions instead (DeepLab's output stride 8 is (False, True, True)), as torchvision.
     """
 
     # Every downsampling layer is padded (7x7/2 pad 3, max pool 3x3/2 pad 1, 3x3/2 pad 1, 1x1/2), so
@@ -127,9 +131,12 @@ class ResNet(nn.Module):
 
     def __init__(self, block: type[BasicBlock | Bottleneck], layers: tuple[int, ...], num_classes: int = 1000,
                  in_channels: int = 3, small_input: bool = False, dropout: float | None = None,
-                 zero_init_residual: bool = False, name: str = "resnet"):
+                 zero_init_residual: bool = False, name: str = "resnet",
+                 replace_stride_with_dilation: tuple[bool, bool, bool] = (False, False, False)):
         super().__init__()
         self.name = name
+        if any(replace_stride_with_dilation) and block is BasicBlock:
+            raise ConfigError(f"{name}: dilated stages need Bottleneck blocks (resnet50 and deeper), as in torchvision")
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         else:
@@ -137,11 +144,14 @@ class ResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)
-        c = 64
+        c, dilation = 64, 1
         for i, (channels, n) in enumerate(zip(STAGE_CHANNELS, layers)):
-            stride = 1 if i == 0 else 2
-            blocks = [block(c if j == 0 else channels * block.expansion, channels, stride if j == 0 else 1)
-                      for j in range(n)]
+            stride, previous = (1 if i == 0 else 2), dilation
+            if i > 0 and replace_stride_with_dilation[i - 1]:  # the stage keeps its input's resolution
+                stride, dilation = 1, dilation * 2
+            options = [{"dilation": previous if j == 0 else dilation} if dilation > 1 else {} for j in range(n)]
+            blocks = [block(c if j == 0 else channels * block.expansion, channels, stride if j == 0 else 1,
+                            **options[j]) for j in range(n)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             c = channels * block.expansion
         self.avgpool = nn.AdaptiveAvgPool2d(1)
