@@ -233,8 +233,11 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     import time
 
     out = tmp_path / "sigint"
+    # A child of a shell's background job starts with SIGINT ignored, and Python then leaves it ignored:
+    # restore the default, as a terminal's Ctrl-C finds it.
     proc = subprocess.Popen([sys.executable, "-m", "zrenie", "classify", "train", *TINY, "epochs=200",
-                             "data.batch_size=16", f"out={out}"], stderr=subprocess.PIPE, text=True)
+                             "data.batch_size=16", f"out={out}"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / "metrics.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
