@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch
 from torch import Tensor, nn
 
-from zrenie.errors import ShapeError
+from zrenie.errors import ConfigError, ShapeError
 
 
 class ConvBNAct(nn.Sequential):
@@ -97,3 +98,70 @@ def check_input_size(x: Tensor, min_size: int, model: str) -> None:
     if min(x.shape[-2:]) < min_size:
         raise ShapeError(f"{model}: input {x.shape[-2]}x{x.shape[-1]} is smaller than the minimum "
                          f"{min_size}x{min_size}; pass small_input=true for small images")
+
+
+UPSAMPLE_MODES = ("transposed", "resize_conv", "nearest", "max_unpool")
+
+
+class Upsample2x(nn.Module):
+    """Doubles a map's resolution and maps `in_channels` to `out_channels`, four ways (the U-Net homework):
+
+    - "transposed": a 2x2 stride-2 transposed convolution, as in the U-Net paper ("up-convolution");
+    - "resize_conv": bilinear resize, then a 3x3 convolution, which avoids the checkerboard artefacts of
+      transposed convolutions (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts");
+    - "nearest": nearest-neighbour resize, then a 3x3 convolution;
+    - "max_unpool": a 3x3 convolution to `out_channels`, then `MaxUnpool2d` with the encoder's pooling
+      indices (SegNet's upsampling); `forward` then needs `indices` (and the size) of the matching max pool.
+
+    Args:
+        in_channels: channels of the coarse map.
+        out_channels: channels of the output.
+        mode: one of `UPSAMPLE_MODES`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mode: str = "transposed"):
+        super().__init__()
+        if mode not in UPSAMPLE_MODES:
+            raise ConfigError(f"upsample: expected one of {', '.join(UPSAMPLE_MODES)}, got {mode!r}")
+        self.mode = mode
+        if mode == "transposed":
+            self.conv: nn.Module = nn.ConvTranspose2d(in_channels, out_channels, 2, 2)
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: Tensor, indices: Tensor | None = None, size: torch.Size | None = None) -> Tensor:
+        """Tensor[B, in, h, w] -> Tensor[B, out, 2h, 2w] (or `size`, for max unpooling of odd maps)."""
+        if self.mode == "transposed":
+            return self.conv(x)
+        if self.mode == "max_unpool":
+            if indices is None:
+                raise ShapeError("upsample=max_unpool needs the encoder's pooling indices")
+            # the convolution first, at the coarse resolution: the indices have the output's channels
+            return nn.functional.max_unpool2d(self.conv(x), indices, 2, 2, output_size=size)
+        scaled = nn.functional.interpolate(x, scale_factor=2, mode="bilinear" if self.mode == "resize_conv"
+                                           else "nearest", **({"align_corners": False}
+                                                              if self.mode == "resize_conv" else {}))
+        return self.conv(scaled)
+
+
+def match_size(x: Tensor, like: Tensor) -> Tensor:
+    """Pads (bottom, right) or crops `x` to the spatial size of `like`: a map upsampled from an odd size
+    is one pixel short of its skip connection."""
+    dh, dw = like.shape[-2] - x.shape[-2], like.shape[-1] - x.shape[-1]
+    if dh == 0 and dw == 0:
+        return x
+    if dh >= 0 and dw >= 0:
+        return nn.functional.pad(x, (0, dw, 0, dh))
+    return nn.functional.pad(x, (0, max(dw, 0), 0, max(dh, 0)))[..., :like.shape[-2], :like.shape[-1]]
+
+
+def bilinear_upsample_weight(channels: int, kernel_size: int) -> Tensor:
+    """Weights `[C, C, k, k]` that make a `ConvTranspose2d` a bilinear interpolation per channel, the FCN
+    paper's initialisation of its learnable upsampling (Long et al. 2015, Sec. 3.3)."""
+    factor = (kernel_size + 1) // 2
+    centre = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    grid = torch.arange(kernel_size, dtype=torch.float32)
+    filt = 1 - (grid - centre).abs() / factor
+    weight = torch.zeros(channels, channels, kernel_size, kernel_size)
+    weight[range(channels), range(channels)] = filt[:, None] * filt[None, :]
+    return weight
