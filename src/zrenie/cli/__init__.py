@@ -78,6 +78,7 @@ def _add_task_verbs(verbs, task: str) -> None:
     e.add_argument("run", help="run directory or checkpoint file")
     e.add_argument("args", nargs="*", metavar="key=value",
                    help="split=test|val|train and config keys, e.g. classify.tta=flip data.root=...")
+    e.add_argument("--json", metavar="FILE", help="also write the metrics as JSON (name -> value)")
     pr = verbs.add_parser("predict", help="predict image files with a trained run", formatter_class=raw,
                           epilog=f"examples:\n  zrenie {task} predict runs/a photo.jpg\n"
                                  f"  zrenie {task} predict runs/a ~/photos -r --json predictions.json")
@@ -86,6 +87,9 @@ def _add_task_verbs(verbs, task: str) -> None:
     pr.add_argument("-r", "--recursive", action="store_true", help="look for images in subfolders too")
     pr.add_argument("--topk", type=int, default=5, help="classes shown per image (classification)")
     pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
+    pr.add_argument("--out", metavar="DIR", default="predictions",
+                    help="where tasks that predict pictures write them, per image (segment: NAME_mask.png, "
+                         "NAME_overlay.png; default: predictions)")
     ex = verbs.add_parser("export", help="write a run's weights as .safetensors", formatter_class=raw,
                           epilog=f"example:\n  zrenie {task} export runs/a runs/a/model.safetensors")
     ex.add_argument("run", help="run directory or checkpoint file")
@@ -132,9 +136,9 @@ def _train(task: str, args: list[str]) -> int:
     return 0
 
 
-def _eval(task: str, run: str, args: list[str]) -> int:
+def _eval(task: str, run: str, args: list[str], json_path: str | None = None) -> int:
     from zrenie.api import evaluate
-    from zrenie.config import parse_overrides
+    from zrenie.config import atomic_path, parse_overrides
 
     overrides = parse_overrides(args)
     split = overrides.pop("split", "test")
@@ -144,6 +148,10 @@ def _eval(task: str, run: str, args: list[str]) -> int:
         print(f"  {k:16s} {v:.4f}")
     for note in result.get("notes", []):
         print(note)
+    if json_path:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(result["metrics"], indent=2))
+        print(f"metrics: {json_path}")
     return 0
 
 
@@ -162,7 +170,7 @@ def _keys(task: str, pattern: str) -> int:
 
 
 def _predict(task: str, run: str, images: list[str], topk: int, json_path: str | None,
-             recursive: bool = False) -> int:
+             recursive: bool = False, out: str = "predictions") -> int:
     from zrenie.api import predict
     from zrenie.engine.logging import console
     from zrenie.nn.checkpoint import load_checkpoint, resolve_checkpoint
@@ -175,6 +183,9 @@ def _predict(task: str, run: str, images: list[str], topk: int, json_path: str |
     console.print(f"checkpoint: {path} (epoch {state['epoch']}, best {state.get('best')})", highlight=False,
                   soft_wrap=True)
     text = json.dumps([r.to_dict() for r in results], indent=2)
+    pictures = [path for r in results if hasattr(r, "write_files") for path in r.write_files(out)]
+    if pictures:
+        console.print(f"wrote {len(pictures)} files to {out}/", highlight=False, soft_wrap=True)
     if json_path == "-":
         print(text)
         return 0
@@ -260,9 +271,9 @@ def _dispatch_task(ns: argparse.Namespace) -> int:
     if ns.verb == "train":
         return _train(task, ns.args)
     if ns.verb == "eval":
-        return _eval(task, ns.run, ns.args)
+        return _eval(task, ns.run, ns.args, ns.json)
     if ns.verb == "predict":
-        return _predict(task, ns.run, ns.images, ns.topk, ns.json, ns.recursive)
+        return _predict(task, ns.run, ns.images, ns.topk, ns.json, ns.recursive, ns.out)
     if ns.verb == "keys":
         return _keys(task, ns.pattern)
     if ns.verb in ("export", "report"):

@@ -371,6 +371,10 @@ def _set_extra(cfg: Any, head: str, rest: str, value: Any, full: str, root: Any,
                hints: dict) -> None:
     """A key that is not a field: the task's section, a named optimiser, a renamed key, or a typo."""
     old = full + ("." + rest if rest else "")
+    aliases = getattr(root, "_aliases", {})
+    if old in aliases:  # a short name the task offers for one of its keys (`loss=` for `segment.loss=`)
+        _set(root, aliases[old], value, "", root, where)
+        return
     renamed = getattr(root, "_renamed", {})
     if old in renamed:
         if where is None:
@@ -446,8 +450,9 @@ def new_config(task: str = "classify") -> TrainConfig:
     """The defaults of a run of `task`: the shared keys, the task's section, then the task's defaults.
 
     The task is looked up in the task registry; its class may declare `section` (a dataclass),
-    `defaults` (dotted shared keys), `monitor` ((key, "max" | "min")), `renamed` (old key -> new key)
-    and `optimizers` (names of its optimisers, when it has more than one).
+    `defaults` (dotted shared keys), `monitor` ((key, "max" | "min")), `renamed` (old key -> new key),
+    `aliases` (short key -> its key, accepted as it is) and `optimizers` (names of its optimisers, when it
+    has more than one).
     """
     spec = TASKS.get(task)
     cfg = TrainConfig(task=task)
@@ -455,6 +460,7 @@ def new_config(task: str = "classify") -> TrainConfig:
     if section is not None:
         cfg.sections[task] = section()
     cfg._renamed = dict(getattr(spec, "renamed", {}))
+    cfg._aliases = dict(getattr(spec, "aliases", {}))
     optimizers = tuple(getattr(spec, "optimizers", ()))
     cfg._optimizers = optimizers if len(optimizers) > 1 else ()
     monitor = getattr(spec, "monitor", None)

@@ -202,3 +202,28 @@ def native_transform(hflip: bool) -> JointTransform:
     """Images kept at their own size (`image_size=None`: detectors that resize inside the model), with a
     horizontal flip of image and target when `hflip` (training), then float in [0, 1]."""
     return JointTransform([v2.RandomHorizontalFlip(p=0.5 if hflip else 0.0)], [_to_float()])
+
+
+def prepare_image(image: Tensor, meta: dict) -> Tensor:
+    """Converts channels (RGB <-> gray, BT.601 luma as imgproc computes it), then resizes and crops as the
+    run's eval preset does (`meta["eval"]`, see `zrenie.data.transforms.eval_geometry`).
+
+    Runs saved before the preset was kept in checkpoints have no `meta["eval"]`: their images are resized
+    whole to S x S, as they were then.
+
+    Args:
+        image: Tensor[C, H, W] float in [0, 1], C in {1, 3, 4}.
+    """
+    from zrenie.imgproc.color import rgb_to_grayscale
+
+    if image.shape[0] == 4:
+        image = image[:3]
+    if meta["in_channels"] == 1 and image.shape[0] == 3:
+        image = rgb_to_grayscale(image[None], "bt601")[0]
+    elif meta["in_channels"] == 3 and image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    size = meta["image_size"]
+    geometry = meta.get("eval", {"resize": None if size is None else [size, size]})
+    for step in geometry_transform(geometry):
+        image = step(image)
+    return image.clamp(0, 1)

@@ -454,8 +454,9 @@ class Trainer:
     def _print_epoch(self, row: dict[str, Any]) -> None:
         if not self.main:
             return
+        # per-class figures (`val/iou/cat`) stay in metrics.csv and TensorBoard: one line per epoch stays short
         shown = [f"{k} {v:.4f}" for k, v in row.items()
-                 if k not in ("epoch", "lr", "time", "images_per_s") and isinstance(v, float)]
+                 if k not in ("epoch", "lr", "time", "images_per_s") and isinstance(v, float) and k.count("/") < 2]
         console.print(f"epoch {row['epoch']}/{self.cfg.epochs}  " + "  ".join(shown)
                       + f"  {row['images_per_s']:.0f} img/s  {row['time']:.1f}s", highlight=False, soft_wrap=True)
 

@@ -7,6 +7,7 @@ are read by the config (before any object exists) and the methods by the API:
     section     a dataclass of the task's own keys, typed as `segment.ignore_index=255`
     defaults    dotted shared keys the task prefers (AdamW for segmentation), applied before the recipe
     renamed     old key -> new key; an old key in a recipe or stored config is mapped with a notice
+    aliases     short key -> its key, accepted as it is (`loss=` for `segment.loss=`)
     monitor     (metric, "max" | "min"): what picks best.pt unless `monitor=` says otherwise
     optimizers  optimiser name -> the models it trains; `optim.NAME.lr=` when there are several
     ema_models  models that keep an EMA copy when `ema>0` (default: every trained model)
@@ -65,6 +66,7 @@ class Task:
     section: type | None = None
     defaults: dict[str, Any] = {}
     renamed: dict[str, str] = {}
+    aliases: dict[str, str] = {}
     monitor: tuple[str, str] = ("val/loss", "min")
     optimizers: dict[str, tuple[str, ...]] = {"model": ("model",)}
     ema_models: tuple[str, ...] | None = None

@@ -7,10 +7,9 @@ from PIL import Image
 from torchvision.transforms import v2
 
 import zrenie
-from zrenie.data.transforms import eval_geometry, eval_transform
+from zrenie.data.transforms import eval_geometry, eval_transform, prepare_image
 from zrenie.imgproc.io import read_image
 from zrenie.nn.checkpoint import load_run
-from zrenie.tasks.classify.predict import prepare_image
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from zrenie.nn.checkpoint import classifier_kwargs
 from zrenie.nn.transfer import load_pretrained, lr_multiplier_of, read_weights, set_trainable
 from zrenie.tasks import Task, Verb, register_task
 from zrenie.tasks.classify.metrics import ClassificationMetric
-from zrenie.tasks.classify.predict import ClassificationResult, prepare_image
+from zrenie.tasks.classify.predict import ClassificationResult
 from zrenie.tasks.classify.step import ClassifyStep, tta_logits
 
 MAX_MISTAKES = 32
@@ -163,6 +163,8 @@ class ClassifyTask(Task):
             names: where each image came from, kept in its result.
             tta: test-time augmentation; None: the run's own `classify.tta`.
         """
+        from zrenie.data.transforms import prepare_image  # torchvision, imported on use
+
         meta, device = handle.preprocess, handle.device
         tta = handle.config.get("classify", {}).get("tta", "none") if tta is None else tta
         batch = torch.stack([prepare_image(im, meta) for im in images]).to(device)

@@ -1,0 +1,153 @@
+"""Semantic segmentation as the API sees it: its config section, models, step, test pass and predict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zrenie.config import TrainConfig
+from zrenie.data.base import DatasetSplits
+from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
+from zrenie.errors import ConfigError
+from zrenie.tasks import Task, register_task
+from zrenie.tasks.segment.loss import BINARY_ONLY, LOSSES, build_loss
+from zrenie.tasks.segment.metrics import SegmentationMetric, predictions
+from zrenie.tasks.segment.predict import MaskResult, prepare_batch
+
+WORST_IMAGES = 16
+
+
+@dataclass
+class SegmentConfig:
+    """Keys of `segment.`: the loss of the five-loss study and how pixels are counted."""
+
+    loss: str = field(default="ce_dice", metadata={
+        "help": "training loss (bce and bce_dice train one object logit, for two-class data)", "choices": LOSSES})
+    class_weights: str = field(default="none", metadata={
+        "help": "loss weights per class for wce (balanced: n / (k n_c) over train pixels)",
+        "choices": ("none", "balanced")})
+    ignore_index: int = field(default=255, metadata={
+        "help": "mask value of pixels that count nowhere (Pascal VOC's borders), in [0, 255]", "range": "in [0, 255]"})
+    focal_gamma: float = field(default=2.0, metadata={"help": "focal: the focusing exponent, >= 0", "range": ">= 0"})
+    tversky_alpha: float = field(default=0.3, metadata={"help": "tversky: weight of false positives, >= 0",
+                                                        "range": ">= 0"})
+    tversky_beta: float = field(default=0.7, metadata={"help": "tversky: weight of false negatives, >= 0",
+                                                       "range": ">= 0"})
+
+
+def num_outputs(loss: str, classes: Sequence[str]) -> int:
+    """The model's output channels: one object logit for a binary loss (two-class data only), else K."""
+    if loss in BINARY_ONLY:
+        if len(classes) != 2:
+            raise ConfigError(f"segment.loss={loss} is a binary loss (one object channel) but the data has "
+                              f"{len(classes)} classes ({', '.join(classes[:4])}...); use ce, ce_dice, dice, "
+                              f"focal, tversky or lovasz")
+        return 1
+    return len(classes)
+
+
+def pixel_class_weights(masks: Tensor, num_classes: int, ignore_index: int) -> Tensor:
+    """n / (k n_c) over the valid pixels of `masks`, scikit-learn's "balanced"; absent classes get 0."""
+    valid = masks[masks != ignore_index].long()
+    counts = torch.bincount(valid.flatten(), minlength=num_classes).double()
+    weights = counts.sum() / (num_classes * counts.clamp_min(1))
+    return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()
+
+
+class SegmentStep:
+    """Per-pixel loss on logits `(B, K, H, W)` against masks `(B, H, W)`."""
+
+    def __init__(self, classes: Sequence[str], loss: str, ignore_index: int = 255, class_weights: Tensor | None = None,
+                 gamma: float = 2.0, tversky: tuple[float, float] = (0.3, 0.7), worst: int = 0):
+        self.classes, self.ignore_index, self.worst = list(classes), ignore_index, worst
+        self.loss = build_loss(loss, num_outputs(loss, classes), ignore_index, class_weights, gamma, None, tversky)
+
+    def train_step(self, models: dict[str, nn.Module], batch: dict, ctx=None) -> dict:
+        logits = models["model"](batch["image"])
+        return {"loss": self.loss(logits, batch["target"].long()), "outputs": logits}
+
+    def eval_step(self, models: dict[str, nn.Module], batch: dict) -> dict:
+        logits = models["model"](batch["image"])
+        return {"loss": self.loss(logits, batch["target"].long()), "outputs": logits}
+
+    def new_metric(self) -> SegmentationMetric:
+        return SegmentationMetric(self.classes, self.ignore_index, self.worst)
+
+
+@register_task
+class SegmentTask(Task):
+    """Ties the segmentation pieces to the task-agnostic engine and API."""
+
+    name = "segment"
+    section = SegmentConfig
+    target = "mask"
+    monitor = ("val/miou", "max")
+    aliases = {"loss": "segment.loss", "class_weights": "segment.class_weights",
+               "ignore_index": "segment.ignore_index"}
+    defaults = {"data.name": "shapes", "model.name": "unet", "optim.name": "adamw", "optim.lr": 1e-3,
+                "optim.weight_decay": 1e-4, "data.batch_size": 16, "data.augment": "light"}
+
+    def metric_names(self, cfg: TrainConfig, preprocess: dict) -> list[str]:
+        return SegmentationMetric(preprocess["classes"]).names
+
+    def model_specs(self, cfg: TrainConfig, preprocess: dict) -> dict[str, tuple[str, dict]]:
+        kwargs: dict[str, Any] = {"num_classes": num_outputs(cfg.segment.loss, preprocess["classes"]),
+                                  "in_channels": preprocess["in_channels"]}
+        if cfg.model.width is not None:
+            kwargs["width"] = cfg.model.width
+        return {"model": (cfg.model.name, {**kwargs, **cfg.model.kwargs})}
+
+    def build_step(self, cfg: TrainConfig, preprocess: dict, splits: DatasetSplits | None = None,
+                   worst: int = 0) -> SegmentStep:
+        own = cfg.segment
+        weights = None
+        if own.class_weights == "balanced":
+            if splits is None or not isinstance(getattr(splits.train, "targets", None), Tensor):
+                raise ConfigError("segment.class_weights=balanced needs masks held in memory to count pixels")
+            weights = pixel_class_weights(splits.train.targets, len(preprocess["classes"]), own.ignore_index)
+        elif own.loss == "wce":
+            raise ConfigError("segment.loss=wce needs segment.class_weights=balanced")
+        return SegmentStep(preprocess["classes"], own.loss, own.ignore_index, weights, own.focal_gamma,
+                           (own.tversky_alpha, own.tversky_beta), worst)
+
+    def test(self, models: dict[str, nn.Module], splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
+             split: str = "test") -> dict[str, Any]:
+        """Evaluates one split; returns `{"metrics", "confusion", "worst": [(image, truth, prediction, miou)]}`."""
+        step = self.build_step(cfg, {"classes": splits.classes}, splits, worst=WORST_IMAGES)
+        loader = self.build_loader(splits, split, cfg, device)
+        metric = step.new_metric()
+        metrics = evaluate(models, step, loader, metric, autocast_factory(device, resolve_amp(cfg.amp, device)))
+        dataset, worst = getattr(splits, split), []
+        model = models["model"]
+        for record in metric.examples():
+            image, truth = dataset[record["index"]]
+            with torch.no_grad():
+                x = loader.normalize(image[None].to(device)) if loader.normalize is not None else image[None]
+                pred = predictions(model(x.to(device)))[0].cpu()
+            worst.append((image, torch.as_tensor(truth), pred, record["miou"]))
+        return {"metrics": metrics, "confusion": metric.confusion, "worst": worst}
+
+    @torch.no_grad()
+    def predict(self, handle, images: Sequence[Tensor], names: Sequence[str]) -> list[MaskResult]:
+        """Class map of each image at the image's own size, and its colour overlay.
+
+        Args:
+            handle: the run (`zrenie.nn.checkpoint.RunHandle`).
+            images: each a float Tensor[C, H, W] in [0, 1] of any size.
+            names: where each image came from, kept in its result.
+        """
+        meta, results = handle.preprocess, []
+        for name, image in zip(names, images):
+            batch = prepare_batch(image, meta, handle.device)
+            logits = handle.model(batch)
+            logits = F.interpolate(logits.float(), size=image.shape[-2:], mode="bilinear", align_corners=False)
+            results.append(MaskResult(name, predictions(logits)[0].cpu(), meta["classes"], image.cpu()))
+        return results
+
+    def scores(self, models: dict[str, nn.Module], batch: Any) -> Tensor:
+        """Per-class scores of an image for explanations: the logits averaged over its pixels."""
+        return models["model"](batch["image"]).mean((2, 3))
