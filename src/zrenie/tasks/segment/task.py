@@ -131,6 +131,11 @@ class SegmentTask(Task):
             worst.append((image, torch.as_tensor(truth), pred, record["miou"]))
         return {"metrics": metrics, "confusion": metric.confusion, "worst": worst}
 
+    def report_sections(self, run_dir: Any, tested: dict, preprocess: dict) -> list:
+        from zrenie.tasks.segment.viz import segmentation_sections
+
+        return segmentation_sections(run_dir, tested, preprocess["classes"])
+
     @torch.no_grad()
     def predict(self, handle, images: Sequence[Tensor], names: Sequence[str]) -> list[MaskResult]:
         """Class map of each image at the image's own size, and its colour overlay.
