@@ -63,3 +63,12 @@ def test_a_binary_loss_on_many_classes_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="bce is a binary loss .* the data has 9 classes"):
         zrenie.train("segment", out=str(tmp_path / "x"), **{**TINY, "loss": "bce"})
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("method", ["superpixels", "crf"])
+def test_eval_with_postprocessing_shows_the_scores_with_and_without(shapes_run, method):
+    plain = zrenie.evaluate(shapes_run["run_dir"], split="val")
+    refined = zrenie.evaluate(shapes_run["run_dir"], split="val", **{"postprocess": method})
+    assert refined["metrics_without_postprocess"]["miou"] == pytest.approx(plain["metrics"]["miou"])
+    assert refined["notes"][0].startswith(f"postprocess {method} vs none: miou ")
+    assert 0 <= refined["metrics"]["miou"] <= 1
