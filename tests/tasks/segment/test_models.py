@@ -90,3 +90,31 @@ def test_unet_variants_are_one_line_errors():
     with pytest.raises(ConfigError, match="max_unpool needs down=maxpool"):
         MODELS.get("unet")(num_classes=2, upsample="max_unpool", down="strided")
     assert "segment" in MODELS.tags("unet")
+
+
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50"])
+def test_torchvision_segmentation_weights_load_strictly_and_give_the_same_logits(name):
+    from torchvision.models import segmentation
+
+    builder = getattr(segmentation, name)
+    reference = builder(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).eval()
+    weights_enum = {"fcn_resnet50": segmentation.FCN_ResNet50_Weights,
+                    "deeplabv3_resnet50": segmentation.DeepLabV3_ResNet50_Weights}[name]
+    assert n_params(on_meta(name, num_classes=21)) == weights_enum.COCO_WITH_VOC_LABELS_V1.meta["num_params"]
+    ours = MODELS.get(name)(num_classes=21).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(1, 3, 33, 47)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), reference(x)["out"], atol=1e-5)
+    ours.train()
+    out, aux = ours(x.expand(2, -1, -1, -1))  # training: the auxiliary head's logits too, for the 0.5-weighted loss
+    assert out.shape == aux.shape == (2, 21, 33, 47)
+
+
+def test_deeplab_aspp_on_a_small_backbone_and_its_rates():
+    model = MODELS.get("deeplab_aspp")(num_classes=3, backbone="resnet18", output_stride=8, rates=[2, 4, 6]).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 37, 45)).shape == (1, 3, 37, 45)
+    assert [branch[0].dilation for branch in model.classifier[0].convs[1:4]] == [(2, 2), (4, 4), (6, 6)]
+    with pytest.raises(ConfigError, match="output_stride: expected 8 or 16"):
+        MODELS.get("deeplab_aspp")(num_classes=3, output_stride=32)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from zrenie.errors import ConfigError
 from zrenie.nn.backbones.common import init_kaiming_fan_out_
 from zrenie.nn.layers import ConvBNAct, check_input_size
 from zrenie.registry import MODELS
@@ -25,17 +24,19 @@ class BasicBlock(nn.Module):
         in_channels: channels of the block's input.
         channels: channels of both convolutions and of the output.
         stride: 2 in the first block of layer2..layer4, where the map is halved.
+        dilation: of both convolutions, > 1 in stages whose stride became a dilation (torchvision's
+            BasicBlock has none; DeepLab on a ResNet-18 needs it).
     """
 
     expansion = 1
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1):
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, dilation: int = 1):
         super().__init__()
         out_channels = channels * self.expansion
-        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, dilation, dilation=dilation, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.downsample = _projection(in_channels, out_channels, stride)
 
@@ -135,8 +136,6 @@ class ResNet(nn.Module):
                  replace_stride_with_dilation: tuple[bool, bool, bool] = (False, False, False)):
         super().__init__()
         self.name = name
-        if any(replace_stride_with_dilation) and block is BasicBlock:
-            raise ConfigError(f"{name}: dilated stages need Bottleneck blocks (resnet50 and deeper), as in torchvision")
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         else:

@@ -20,6 +20,7 @@ from zrenie.tasks.segment.postprocess import POSTPROCESS
 from zrenie.tasks.segment.predict import MaskResult, prepare_batch
 
 WORST_IMAGES = 16
+AUX_WEIGHT = 0.5  # auxiliary heads' share of the loss, as torchvision's reference segmentation training
 
 
 @dataclass
@@ -71,8 +72,13 @@ class SegmentStep:
         self.loss = build_loss(loss, num_outputs(loss, classes), ignore_index, class_weights, gamma, None, tversky)
 
     def train_step(self, models: dict[str, nn.Module], batch: dict, ctx=None) -> dict:
-        logits = models["model"](batch["image"])
-        return {"loss": self.loss(logits, batch["target"].long()), "outputs": logits}
+        out = models["model"](batch["image"])
+        logits, aux = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())  # auxiliary heads in training
+        target = batch["target"].long()
+        loss = self.loss(logits, target)
+        for extra in aux:
+            loss = loss + AUX_WEIGHT * self.loss(extra, target)
+        return {"loss": loss, "outputs": logits}
 
     def eval_step(self, models: dict[str, nn.Module], batch: dict) -> dict:
         logits = models["model"](batch["image"])
