@@ -14,6 +14,11 @@ from zrenie.imgproc.color import (
     hls_to_rgb, hsv_to_rgb, lab_to_rgb, linear_rgb_to_rgb, rgb_to_bgr, rgb_to_grayscale, rgb_to_hls, rgb_to_hsv,
     rgb_to_lab, rgb_to_linear_rgb, rgb_to_xyz, rgb_to_ycbcr, xyz_to_rgb, ycbcr_to_rgb,
 )
+from zrenie.imgproc.color_extra import (
+    BAYER_PATTERNS, BayerToRgb, LuvToRgb, RgbaToRgb, RgbToLuv, RgbToRgba, RgbToYuv, RgbToYuv420, Yuv420ToRgb, YuvToRgb,
+    bayer_to_rgb, luv_to_rgb, rgb_to_luv, rgb_to_rgba, rgb_to_yuv, rgb_to_yuv420, rgba_to_rgb, yuv420_to_rgb,
+    yuv_to_rgb,
+)
 from zrenie.imgproc.filters import (
     BilateralFilter, BoxBlur, Filter2d, Filter2dSeparable, GaussianBlur, Laplacian, MedianBlur, Scharr, Sobel,
     SpatialGradient, UnsharpMask, bilateral_filter, box_blur, filter2d, filter2d_separable, gaussian_blur,

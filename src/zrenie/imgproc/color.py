@@ -8,57 +8,54 @@ Conventions (where OpenCV and scikit-image differ, the choice and the reason are
 - YCbCr channels are ordered (Y, Cb, Cr) as in ITU-R BT.601 and scikit-image; OpenCV's
   `COLOR_RGB2YCrCb` swaps the chroma channels.
 - Lab and XYZ decode the sRGB transfer curve first and use the D65 white point.
+
+Luv, YUV, YUV 4:2:0, RGBA and Bayer demosaicing are in `color_extra.py`, with the helpers both
+modules share.
+
+Ranges: conversions from RGB refuse values outside [0, 1]; the inverse conversions refuse values
+outside the range their forward conversion produces (e.g. hsv_to_rgb: H, S, V in [0, 1]), in one
+line naming the channel and the range found.
+
+`backend=` (see `_backend.py`): "auto" runs OpenCV for a float32 (or half) CPU image that needs no
+gradient, "torch" always runs the PyTorch code below, "opencv" always OpenCV. The OpenCV path
+computes the PyTorch path's formulas, so the two agree to float32 rounding (1e-6, Lab 1e-4; the
+tests check each op). Where cv2.cvtColor uses other constants (its YCrCb, XYZ and Lab) or adds an
+epsilon (its HSV), the OpenCV path applies zrenie's formula with OpenCV's primitives instead
+(cv2.transform, cv2.pow, cv2.divide), each docstring says how. It is 2x to 5x faster than the
+PyTorch path on a CPU frame (benchmarks/imgproc.py).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from zrenie.errors import ShapeError
+from zrenie.imgproc._backend import cv2_module, use_opencv
 from zrenie.imgproc._blocks import pointwise_in_blocks
 from zrenie.imgproc._checks import batched, check_image
 from zrenie.imgproc._module import OpModule
+from zrenie.imgproc.color_extra import (  # the pieces color.py and color_extra.py share
+    _LAB_EPS, _RGB_TO_XYZ, _XYZ_TO_RGB, D65_WHITE, _check_ranges, _check_rgb, _cv_affine, _cv_decode_srgb,
+    _cv_encode_srgb, _cv_flat, _cv_ok, _cv_where_above, _decode_srgb, _encode_srgb, _lab_f, _lab_f_inv, _mix,
+    _opencv_pixels, _opencv_planes, _ycbcr_matrix,
+)
 
 # Luma weights. BT.601 is what OpenCV, Pillow and torchvision use for "gray"; BT.709 is the HDTV
 # standard that scikit-image's rgb2gray follows (it rounds them to 0.2125, 0.7154, 0.0721).
 LUMA_WEIGHTS = {"bt601": (0.299, 0.587, 0.114), "bt709": (0.2126, 0.7152, 0.0722)}
 
-# sRGB primaries to CIE XYZ, D65 (IEC 61966-2-1); the same matrix as OpenCV and scikit-image.
-_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
-# CIE D65 2-degree white (X, Y, Z), the values scikit-image uses; OpenCV's differ in the 5th digit.
-D65_WHITE = (0.95047, 1.0, 1.08883)
-
-
-def _mix(image: Tensor, matrix, offset=None) -> Tensor:
-    """`out[b, o] = sum_c matrix[o][c] * image[b, c] + offset[o]` as one batched matrix product.
-
-    A matmul over the flattened pixels beats a 1x1 conv2d on CPU by ~3x on a 1080p frame and by
-    ~90x on a batch of 64 images of 256x256 (2.8 ms vs 259 ms, one thread; torch 2.15).
-    """
-    batch, channels, height, width = image.shape
-    weight = torch.as_tensor(matrix, dtype=torch.float64).to(image).view(-1, channels)
-    flat = image.reshape(batch, channels, height * width)
-    if offset is None:
-        out = torch.matmul(weight, flat)
-    else:
-        bias = torch.as_tensor(offset, dtype=torch.float64).to(image).view(1, -1, 1)
-        out = torch.baddbmm(bias.expand(batch, -1, 1), weight.expand(batch, -1, -1), flat)
-    return out.view(batch, -1, height, width)
-
-
-def _check_rgb(image: Tensor, name: str = "image") -> None:
-    check_image(image, channels=3, name=name)
-
 
 @batched
-def rgb_to_grayscale(image: Tensor, standard: str = "bt601") -> Tensor:
+def rgb_to_grayscale(image: Tensor, standard: str = "bt601", backend: str = "auto") -> Tensor:
     """Luma of an RGB image.
 
     Args:
         image: Tensor[B, 3, H, W] in [0, 1].
         standard: "bt601" (0.299, 0.587, 0.114), as OpenCV and torchvision, or "bt709"
             (0.2126, 0.7152, 0.0722), as scikit-image's rgb2gray.
+        backend: "auto", "torch" or "opencv" (COLOR_RGB2GRAY's formula; BT.601 only).
 
     Returns:
         Tensor[B, 1, H, W].
@@ -66,20 +63,39 @@ def rgb_to_grayscale(image: Tensor, standard: str = "bt601") -> Tensor:
     _check_rgb(image)
     if standard not in LUMA_WEIGHTS:
         raise ShapeError(f"standard: expected one of {sorted(LUMA_WEIGHTS)}, got {standard!r}")
+    if use_opencv(image, backend, _cv_ok(image) and standard == "bt601"):
+        return _opencv_planes(image, 1, _cv_gray)
     return _mix(image, LUMA_WEIGHTS[standard])
 
 
+def _cv_gray(rgb: list[np.ndarray], out: np.ndarray) -> None:
+    """COLOR_RGB2GRAY's float formula, bit for bit, on the planes: no interleaving pass (2x faster)."""
+    cv2 = cv2_module()
+    weights = LUMA_WEIGHTS["bt601"]
+    cv2.scaleAdd(rgb[2], weights[2], cv2.addWeighted(rgb[0], weights[0], rgb[1], weights[1], 0), dst=out[0])
+
+
+# Channel copies run PyTorch under "auto": on (B, C, H, W) planes a copy is one pass, and the
+# OpenCV call would add the interleaving passes around it ("opencv" still runs it).
+
+
 @batched
-def grayscale_to_rgb(image: Tensor) -> Tensor:
-    """Tensor[B, 1, H, W] -> Tensor[B, 3, H, W] by repeating the channel."""
-    check_image(image, channels=1)
+def grayscale_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
+    """Tensor[B, 1, H, W] in [0, 1] -> Tensor[B, 3, H, W] by repeating the channel (COLOR_GRAY2RGB)."""
+    check_image(image, channels=1, unit_range=True)
+    if backend != "auto" and use_opencv(image, backend, _cv_ok(image)):
+        cv2 = cv2_module()
+        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_GRAY2RGB))
     return image.expand(-1, 3, -1, -1).contiguous()
 
 
 @batched
-def rgb_to_bgr(image: Tensor) -> Tensor:
-    """Tensor[B, 3, H, W] with the channel order reversed (OpenCV's native order)."""
+def rgb_to_bgr(image: Tensor, backend: str = "auto") -> Tensor:
+    """Tensor[B, 3, H, W] in [0, 1] with the channel order reversed (OpenCV's native order, COLOR_RGB2BGR)."""
     _check_rgb(image)
+    if backend != "auto" and use_opencv(image, backend, _cv_ok(image)):
+        cv2 = cv2_module()
+        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_RGB2BGR))
     return image.flip(-3)
 
 
@@ -96,7 +112,55 @@ def _hue_max_min(image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     # Piecewise hue as in Smith (1978) and OpenCV: the sector follows the largest channel, with
     # ties going to r, then g. A gray pixel has r = g = b, so its hue comes out as (g - b) = 0.
     h = torch.where(maxc == r, (g - b) * inverse, torch.where(maxc == g, (b - r) * inverse + 2, (r - g) * inverse + 4))
-    return torch.remainder(h / 6, 1.0), maxc, minc
+    return _wrap_turns(torch.remainder(h / 6, 1.0)), maxc, minc
+
+
+def _wrap_turns(h: Tensor) -> Tensor:
+    """`h` in [0, 1): remainder(-1e-9, 1) rounds to exactly 1.0 in float32, which is hue 0."""
+    return torch.where(h >= 1, h - 1, h)
+
+
+# The smallest normal float32: as a floor of a divisor it turns 0 / 0 into 0, as the torch.where does.
+_TINY = float(np.finfo(np.float32).tiny)
+_BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
+
+
+def _cv_hue(hls: np.ndarray) -> None:
+    """OpenCV's HLS hue in degrees -> turns in [0, 1), in place (OpenCV's h + 360 can round to 360)."""
+    cv2 = cv2_module()
+    cv2.multiply(hls, 1 / 360, dst=hls)
+    cv2.threshold(hls, _BELOW_ONE, 0, cv2.THRESH_TOZERO_INV, dst=hls)
+
+
+def _cv_hsv_finish(out: np.ndarray, rgb: list[np.ndarray]) -> None:
+    """RGB2HLS output -> the PyTorch path's HSV, in place: H from OpenCV, S and V from the planes.
+
+    OpenCV's float RGB2HSV computes S = delta / (V + eps) and H = 60 (g - b) / (delta + eps) with
+    eps = FLT_EPSILON, off by up to 2e-3 on dark pixels; its HLS hue has no eps (it counts a pixel
+    whose channels differ by at most FLT_EPSILON as gray, hue 0).
+    """
+    cv2 = cv2_module()
+    _cv_hue(out[0])
+    high = cv2.max(cv2.max(rgb[0], rgb[1]), rgb[2], dst=out[2])
+    low = cv2.min(cv2.min(rgb[0], rgb[1]), rgb[2])
+    cv2.divide(cv2.subtract(high, low), cv2.max(high, _TINY), dst=out[1])
+
+
+def _cv_hls_finish(out: np.ndarray, rgb: list[np.ndarray]) -> None:
+    """RGB2HLS output -> the PyTorch path's HLS, in place: S recomputed as `_rgb_to_hls` does.
+
+    OpenCV computes 2 - max - min for S, which loses 5 digits near white (S up to 3e-5 off).
+    """
+    cv2 = cv2_module()
+    _cv_hue(out[0])
+    high = cv2.max(cv2.max(rgb[0], rgb[1]), rgb[2])
+    low = cv2.min(cv2.min(rgb[0], rgb[1]), rgb[2])
+    denominator = cv2.min(cv2.add(high, low), cv2.add(1 - high, 1 - low))  # sum for L <= 0.5, 2 - sum above
+    cv2.divide(cv2.subtract(high, low), cv2.max(denominator, _TINY), dst=out[2])
+
+
+def _cv_hue_to_degrees(planes: list[np.ndarray]) -> list[np.ndarray]:
+    return [planes[0] * np.float32(360), *planes[1:]]
 
 
 def _rgb_to_hsv(image: Tensor) -> Tensor:
@@ -118,7 +182,8 @@ def _rgb_to_hls(image: Tensor) -> Tensor:
     h, maxc, minc = _hue_max_min(image)
     total, delta = maxc + minc, maxc - minc
     lightness = total / 2
-    denom = torch.where(lightness <= 0.5, total, 2 - total)
+    # (1 - max) + (1 - min), not 2 - total: near white that loses 5 digits and S came out 1 + 2e-5.
+    denom = torch.where(lightness <= 0.5, total, (1 - maxc) + (1 - minc))
     s = delta / torch.where(delta > 0, denom, 1.0)
     return torch.stack((h, lightness, s), -3)
 
@@ -133,89 +198,101 @@ def _hls_to_rgb(image: Tensor) -> Tensor:
     return lightness - a * torch.minimum(k - 3, 9 - k).clamp(-1, 1)
 
 
+_HSV = (("H", 0, 1), ("S", 0, 1), ("V", 0, 1))
+_HLS = (("H", 0, 1), ("L", 0, 1), ("S", 0, 1))
+
+
 @batched
-def rgb_to_hsv(image: Tensor) -> Tensor:
+def rgb_to_hsv(image: Tensor, backend: str = "auto") -> Tensor:
     """RGB -> HSV with every channel in [0, 1]: hue as a fraction of a turn, as scikit-image.
 
     Args:
         image: Tensor[B, 3, H, W] in [0, 1].
+        backend: "auto", "torch" or "opencv" (COLOR_RGB2HLS for H, see `_cv_hsv_finish`).
 
     Returns:
-        Tensor[B, 3, H, W] (H, S, V); multiply H by 360 to get OpenCV's float convention.
+        Tensor[B, 3, H, W] (H, S, V), H < 1; multiply H by 360 to get OpenCV's float convention.
     """
     _check_rgb(image)
+    if use_opencv(image, backend, _cv_ok(image)):
+        cv2 = cv2_module()
+        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_RGB2HLS), finish=_cv_hsv_finish)
     return pointwise_in_blocks(_rgb_to_hsv, image)
 
 
 @batched
-def hsv_to_rgb(image: Tensor) -> Tensor:
-    """HSV (all channels in [0, 1]) -> RGB.
+def hsv_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
+    """HSV (all channels in [0, 1]; H = 1 is H = 0) -> RGB.
 
     Args:
         image: Tensor[B, 3, H, W] (H, S, V).
+        backend: "auto", "torch" or "opencv" (COLOR_HSV2RGB).
 
     Returns:
         Tensor[B, 3, H, W] in [0, 1].
     """
-    check_image(image, channels=3)
+    _check_ranges(image, _HSV)
+    if use_opencv(image, backend, _cv_ok(image)):
+        cv2 = cv2_module()
+        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_HSV2RGB), prepare=_cv_hue_to_degrees)
     return pointwise_in_blocks(_hsv_to_rgb, image)
 
 
 @batched
-def rgb_to_hls(image: Tensor) -> Tensor:
+def rgb_to_hls(image: Tensor, backend: str = "auto") -> Tensor:
     """RGB -> HLS, channels ordered (H, L, S) as in OpenCV and colorsys, all in [0, 1].
 
     Args:
         image: Tensor[B, 3, H, W] in [0, 1].
+        backend: "auto", "torch" or "opencv" (COLOR_RGB2HLS, S recomputed, see `_cv_hls_finish`).
 
     Returns:
-        Tensor[B, 3, H, W] (H, L, S); multiply H by 360 to get OpenCV's float convention.
+        Tensor[B, 3, H, W] (H, L, S), H < 1; multiply H by 360 to get OpenCV's float convention.
     """
     _check_rgb(image)
+    if use_opencv(image, backend, _cv_ok(image)):
+        cv2 = cv2_module()
+        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_RGB2HLS), finish=_cv_hls_finish)
     return pointwise_in_blocks(_rgb_to_hls, image)
 
 
 @batched
-def hls_to_rgb(image: Tensor) -> Tensor:
-    """HLS (H, L, S, all in [0, 1]) -> RGB.
+def hls_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
+    """HLS (H, L, S, all in [0, 1]; H = 1 is H = 0) -> RGB.
 
     Args:
         image: Tensor[B, 3, H, W] (H, L, S).
+        backend: "auto", "torch" or "opencv" (COLOR_HLS2RGB).
 
     Returns:
         Tensor[B, 3, H, W] in [0, 1].
     """
-    check_image(image, channels=3)
+    _check_ranges(image, _HLS)
+    if use_opencv(image, backend, _cv_ok(image)):
+        cv2 = cv2_module()
+        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_HLS2RGB), prepare=_cv_hue_to_degrees)
     return pointwise_in_blocks(_hls_to_rgb, image)
-
-
-def _decode_srgb(image: Tensor) -> Tensor:
-    # The clamp keeps the unused branch of torch.where finite, so gradients stay finite too.
-    curve = ((image.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4
-    return torch.where(image > 0.04045, curve, image / 12.92)
-
-
-def _encode_srgb(image: Tensor) -> Tensor:
-    curve = 1.055 * image.clamp_min(0.0031308) ** (1 / 2.4) - 0.055
-    return torch.where(image > 0.0031308, curve, image * 12.92)
 
 
 @batched
 def rgb_to_linear_rgb(image: Tensor) -> Tensor:
-    """Decodes the sRGB transfer curve (IEC 61966-2-1): Tensor[B, C, H, W] -> linear light."""
-    check_image(image)
+    """Decodes the sRGB transfer curve (IEC 61966-2-1): Tensor[B, C, H, W] in [0, 1] -> linear light."""
+    check_image(image, unit_range=True)
     return pointwise_in_blocks(_decode_srgb, image)
 
 
 @batched
 def linear_rgb_to_rgb(image: Tensor) -> Tensor:
-    """Encodes linear light with the sRGB transfer curve: Tensor[B, C, H, W] -> sRGB."""
-    check_image(image)
+    """Encodes linear light with the sRGB transfer curve: Tensor[B, C, H, W] in [0, 1] -> sRGB."""
+    check_image(image, unit_range=True)
     return pointwise_in_blocks(_encode_srgb, image)
 
 
+_XYZ = (("X", 0, float("inf")), ("Y", 0, float("inf")), ("Z", 0, float("inf")))
+
+
 @batched
-def rgb_to_xyz(image: Tensor) -> Tensor:
+def rgb_to_xyz(image: Tensor, backend: str = "auto") -> Tensor:
     """sRGB -> CIE XYZ (D65), Y of white = 1.
 
     OpenCV's `COLOR_RGB2XYZ` applies the matrix to the sRGB values as they are; scikit-image's
@@ -225,26 +302,38 @@ def rgb_to_xyz(image: Tensor) -> Tensor:
 
     Args:
         image: Tensor[B, 3, H, W] sRGB in [0, 1].
+        backend: "auto", "torch" or "opencv" (the curve with cv2.pow, then cv2.transform).
 
     Returns:
         Tensor[B, 3, H, W] (X, Y, Z).
     """
     _check_rgb(image)
+    if use_opencv(image, backend, _cv_ok(image)):
+        matrix = np.array(_RGB_TO_XYZ)
+        return _opencv_pixels(image, lambda block: cv2_module().transform(_cv_decode_srgb(block), matrix))
     return pointwise_in_blocks(_rgb_to_xyz, image)
 
 
 @batched
-def xyz_to_rgb(image: Tensor, clip: bool = True) -> Tensor:
+def xyz_to_rgb(image: Tensor, clip: bool = True, backend: str = "auto") -> Tensor:
     """CIE XYZ (D65) -> sRGB; the inverse of `rgb_to_xyz`.
 
     Args:
-        image: Tensor[B, 3, H, W] (X, Y, Z).
+        image: Tensor[B, 3, H, W] (X, Y, Z), each >= 0.
         clip: clamp out-of-gamut colours to [0, 1], as scikit-image's xyz2rgb does.
+        backend: "auto", "torch" or "opencv" (cv2.transform by the exact inverse matrix, where
+            COLOR_XYZ2RGB rounds it to 6 decimals, then the curve with cv2.pow).
 
     Returns:
         Tensor[B, 3, H, W] sRGB.
     """
-    check_image(image, channels=3)
+    _check_ranges(image, _XYZ)
+    if use_opencv(image, backend, _cv_ok(image)):
+        def convert(block: np.ndarray) -> np.ndarray:
+            rgb = _cv_encode_srgb(cv2_module().transform(block, _XYZ_TO_RGB))
+            return np.clip(rgb, 0, 1, out=rgb) if clip else rgb
+
+        return _opencv_pixels(image, convert)
     return pointwise_in_blocks(_xyz_to_rgb, image, clip)
 
 
@@ -255,17 +344,6 @@ def _rgb_to_xyz(image: Tensor) -> Tensor:
 def _xyz_to_rgb(image: Tensor, clip: bool) -> Tensor:
     rgb = _encode_srgb(_mix(image, torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64))))
     return rgb.clamp(0, 1) if clip else rgb
-
-
-_LAB_EPS = (6 / 29) ** 3  # CIE 15: below this, f(t) is the linear segment
-
-
-def _lab_f(t: Tensor) -> Tensor:
-    return torch.where(t > _LAB_EPS, t.clamp_min(_LAB_EPS) ** (1 / 3), t / (3 * (6 / 29) ** 2) + 4 / 29)
-
-
-def _lab_f_inv(t: Tensor) -> Tensor:
-    return torch.where(t > 6 / 29, t**3, 3 * (6 / 29) ** 2 * (t - 4 / 29))
 
 
 def _rgb_to_lab(image: Tensor) -> Tensor:
@@ -291,55 +369,70 @@ def _xyz_to_rgb_scaled(image: Tensor, white: Tensor, clip: bool) -> Tensor:
     return rgb.clamp(0, 1) if clip else rgb
 
 
+_LAB = (("L", 0, 100), ("a", -float("inf"), float("inf")), ("b", -float("inf"), float("inf")))
+# The OpenCV path of Lab: f = (fx, fy, fz) -> (L, a, b) and back, as 3x4 cv2.transform matrices.
+_F_TO_LAB = np.array([[0, 116, 0, -16], [500, -500, 0, 0], [0, 200, -200, 0]], dtype=np.float64)
+_LAB_TO_F = np.array([[1 / 116, 1 / 500, 0, 16 / 116], [1 / 116, 0, 0, 16 / 116], [1 / 116, 0, -1 / 200, 16 / 116]])
+
+
+def _cv_rgb_to_lab(block: np.ndarray) -> np.ndarray:
+    cv2 = cv2_module()
+    xyz = _cv_flat(cv2.transform(_cv_decode_srgb(block), np.array(_RGB_TO_XYZ) / np.array(D65_WHITE)[:, None]))
+    f = _cv_where_above(xyz, _LAB_EPS, np.cbrt(xyz), xyz * np.float32(1 / (3 * (6 / 29) ** 2)) + np.float32(4 / 29))
+    return cv2.transform(f.reshape(block.shape), _F_TO_LAB)
+
+
+def _cv_lab_to_rgb(block: np.ndarray, clip: bool) -> np.ndarray:
+    cv2 = cv2_module()
+    f = _cv_flat(cv2.transform(block, _LAB_TO_F))
+    linear = (f - np.float32(4 / 29)) * np.float32(3 * (6 / 29) ** 2)
+    xyz = _cv_where_above(f, 6 / 29, f * f * f, linear).reshape(block.shape)
+    rgb = _cv_encode_srgb(cv2.transform(xyz, _XYZ_TO_RGB * np.array(D65_WHITE)))
+    return np.clip(rgb, 0, 1, out=rgb) if clip else rgb
+
+
 @batched
-def rgb_to_lab(image: Tensor) -> Tensor:
+def rgb_to_lab(image: Tensor, backend: str = "auto") -> Tensor:
     """sRGB -> CIE L*a*b* (D65 white, sRGB curve decoded), as scikit-image's rgb2lab.
 
     The white point is CIE's published D65 (0.95047, 1, 1.08883), as in scikit-image; OpenCV's
-    float path uses (0.950456, 1, 1.088754), which moves L*a*b* by < 0.5 units on real photos.
+    float path uses (0.950456, 1, 1.088754) and a spline for the sRGB curve, which moves L*a*b* by
+    < 0.5 units on real photos. So the OpenCV path does not call COLOR_RGB2Lab: it applies zrenie's
+    constants with cv2.pow, cv2.transform and np.cbrt, agreeing with the PyTorch path to 1e-4.
 
     Args:
         image: Tensor[B, 3, H, W] sRGB in [0, 1].
+        backend: "auto", "torch" or "opencv".
 
     Returns:
         Tensor[B, 3, H, W]: L in [0, 100], a and b roughly in [-128, 127] (OpenCV's float path).
     """
     _check_rgb(image)
+    if use_opencv(image, backend, _cv_ok(image)):
+        return _opencv_pixels(image, _cv_rgb_to_lab)
     return pointwise_in_blocks(_rgb_to_lab, image)
 
 
 @batched
-def lab_to_rgb(image: Tensor, clip: bool = True) -> Tensor:
+def lab_to_rgb(image: Tensor, clip: bool = True, backend: str = "auto") -> Tensor:
     """CIE L*a*b* (D65) -> sRGB; the inverse of `rgb_to_lab`.
 
     Args:
-        image: Tensor[B, 3, H, W] (L, a, b).
+        image: Tensor[B, 3, H, W] (L, a, b), L in [0, 100].
         clip: clamp out-of-gamut colours to [0, 1], as scikit-image's lab2rgb does.
+        backend: "auto", "torch" or "opencv" (zrenie's constants with OpenCV's primitives, as `rgb_to_lab`).
 
     Returns:
         Tensor[B, 3, H, W] sRGB.
     """
-    check_image(image, channels=3)
+    _check_ranges(image, _LAB)
+    if use_opencv(image, backend, _cv_ok(image)):
+        return _opencv_pixels(image, lambda block: _cv_lab_to_rgb(block, clip))
     return pointwise_in_blocks(_lab_to_rgb, image, clip)
 
 
-def _ycbcr_matrix(color_range: str) -> tuple[Tensor, Tensor]:
-    """(matrix, offset) of RGB -> YCbCr in BT.601, scaled for [0, 1] values."""
-    kr, kb = 0.299, 0.114
-    kg = 1 - kr - kb
-    full = torch.tensor([[kr, kg, kb],
-                         [-0.5 * kr / (1 - kb), -0.5 * kg / (1 - kb), 0.5],
-                         [0.5, -0.5 * kg / (1 - kr), -0.5 * kb / (1 - kr)]], dtype=torch.float64)
-    if color_range == "full":  # JPEG / ITU-T T.871: Y, Cb, Cr all span [0, 1]
-        return full, torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64)
-    if color_range == "studio":  # BT.601 studio swing: Y in [16, 235] / 255, chroma in [16, 240] / 255
-        scale = torch.tensor([219.0, 224.0, 224.0], dtype=torch.float64).view(3, 1) / 255
-        return full * scale, torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255
-    raise ShapeError(f"color_range: expected 'full' or 'studio', got {color_range!r}")
-
-
 @batched
-def rgb_to_ycbcr(image: Tensor, color_range: str = "full") -> Tensor:
+def rgb_to_ycbcr(image: Tensor, color_range: str = "full", backend: str = "auto") -> Tensor:
     """RGB -> YCbCr with BT.601 weights.
 
     "full" is the JPEG convention, OpenCV's `COLOR_RGB2YCrCb` (with Cb and Cr swapped back);
@@ -348,30 +441,40 @@ def rgb_to_ycbcr(image: Tensor, color_range: str = "full") -> Tensor:
     Args:
         image: Tensor[B, 3, H, W] in [0, 1].
         color_range: "full" or "studio".
+        backend: "auto", "torch" or "opencv": cv2.transform by the exact BT.601 matrix (COLOR_RGB2YCrCb
+            rounds the chroma scales to 0.713 and 0.564, 2e-4 off).
 
     Returns:
         Tensor[B, 3, H, W] (Y, Cb, Cr).
     """
     _check_rgb(image)
     matrix, offset = _ycbcr_matrix(color_range)
+    if use_opencv(image, backend, _cv_ok(image)):
+        return _cv_affine(image, matrix, offset)
     # Blocks: a batched 3x3 matmul over 64 images of 256x256 is ~4x slower than over one image.
     return pointwise_in_blocks(_mix, image, matrix, offset)
 
 
+_YCBCR = (("Y", 0, 1), ("Cb", 0, 1), ("Cr", 0, 1))
+
+
 @batched
-def ycbcr_to_rgb(image: Tensor, color_range: str = "full") -> Tensor:
+def ycbcr_to_rgb(image: Tensor, color_range: str = "full", backend: str = "auto") -> Tensor:
     """YCbCr (BT.601, "full" or "studio" range) -> RGB; the inverse of `rgb_to_ycbcr`.
 
     Args:
-        image: Tensor[B, 3, H, W] (Y, Cb, Cr).
+        image: Tensor[B, 3, H, W] (Y, Cb, Cr), each in [0, 1].
         color_range: "full" or "studio".
+        backend: "auto", "torch" or "opencv" (cv2.transform by the exact inverse, as `rgb_to_ycbcr`).
 
     Returns:
         Tensor[B, 3, H, W], not clipped.
     """
-    check_image(image, channels=3)
+    _check_ranges(image, _YCBCR)
     matrix, offset = _ycbcr_matrix(color_range)
     inverse = torch.linalg.inv(matrix)
+    if use_opencv(image, backend, _cv_ok(image)):
+        return _cv_affine(image, inverse, -(inverse @ offset))
     return pointwise_in_blocks(_mix, image, inverse, -(inverse @ offset))
 
 
