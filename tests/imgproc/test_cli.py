@@ -39,7 +39,7 @@ def test_list_names_every_op_with_parameters(capsys):
     out = capsys.readouterr().out
     for name in cli.OPS:
         assert f"{name}(" in out
-    assert "gaussian_blur(sigma, kernel_size=None, border='reflect')" in out
+    assert "gaussian_blur(sigma, kernel_size=None, border='reflect', backend='auto')" in out
     assert "astronaut" in out
 
 
@@ -256,6 +256,7 @@ def test_every_op_help_example_runs(tmp_path, small_png, monkeypatch):
     """The examples `OP --help` prints are commands that work, for every op (on a small image for speed)."""
     monkeypatch.chdir(tmp_path)
     save_png(tmp_path / "gray.png", small_uint8("coffee")[:48, :64, 1])
+    save_png(tmp_path / "mosaic.png", small_uint8("coffee")[:48, :64, 0])  # a Bayer mosaic's one channel
     for name in cli.OPS:
         assert f"{name}: " in cli.op_help(name)
         single, folder = (shlex.split(example) for example in cli.op_examples(name))

@@ -52,7 +52,7 @@ import yaml
 from torch import Tensor
 
 from zrenie.errors import ConfigError, DataError, ZrenieError
-from zrenie.imgproc import adjust, color, edges, filters, histogram, morphology
+from zrenie.imgproc import adjust, color, color_extra, edges, filters, histogram, morphology
 from zrenie.imgproc.io import IMAGE_EXTENSIONS, check_writable, read_float, write_float
 
 # name -> op, grouped as `list` prints them. Ops that return something other than an image
@@ -62,6 +62,9 @@ _GROUPS: dict[str, tuple[Any, tuple[str, ...]]] = {
         "rgb_to_grayscale", "grayscale_to_rgb", "rgb_to_bgr", "bgr_to_rgb", "rgb_to_hsv", "hsv_to_rgb", "rgb_to_hls",
         "hls_to_rgb", "rgb_to_lab", "lab_to_rgb", "rgb_to_xyz", "xyz_to_rgb", "rgb_to_ycbcr", "ycbcr_to_rgb",
         "rgb_to_linear_rgb", "linear_rgb_to_rgb")),
+    # Python-only: RGBA and YUV 4:2:0 (four channels, two planes) and yuv_to_rgb, whose U and V span less
+    # than [0, 1], so that an image file is rarely a valid input
+    "more colour spaces": (color_extra, ("rgb_to_luv", "luv_to_rgb", "rgb_to_yuv", "bayer_to_rgb")),
     "colour processing": (adjust, (
         "adjust_brightness", "adjust_contrast", "adjust_saturation", "adjust_hue", "hue_shift", "adjust_gamma",
         "sepia", "invert", "white_balance_gray_world")),
@@ -86,7 +89,7 @@ _OPTIONS = {"--compare": "compare", "-q": "quiet", "--quiet": "quiet", "-h": "he
 _EXAMPLE_VALUES = {"factor": "1.5", "shift": "0.1", "gamma": "2.2", "sigma": "2",
                    "kernel": "[[0,-1,0],[-1,5,-1],[0,-1,0]]", "kernel_x": "[0.25,0.5,0.25]",
                    "kernel_y": "[0.25,0.5,0.25]"}
-_EXAMPLE_INPUTS = {"grayscale_to_rgb": "gray.png"}  # the photos are RGB
+_EXAMPLE_INPUTS = {"grayscale_to_rgb": "gray.png", "bayer_to_rgb": "mosaic.png"}  # the photos are RGB
 # How each annotation is written on the command line, for help and error messages.
 _KIND_WORDS = {float: "number", int: "integer", bool: "true/false", str: "text", Tensor: "kernel list",
                type(None): "None"}

@@ -357,7 +357,8 @@ def _rgb_to_lab(image: Tensor) -> Tensor:
 def _lab_to_rgb(image: Tensor, clip: bool) -> Tensor:
     lightness, a, b = image.unbind(-3)
     fy = (lightness + 16) / 116
-    f = torch.stack((fy + a / 500, fy, fy - b / 200), -3)
+    # f(z) below 0 (b > 200 (L + 16) / 116) has no colour: 0, as scikit-image's lab2xyz and kornia
+    f = torch.stack((fy + a / 500, fy, (fy - b / 200).clamp_min(0)), -3)
     white = torch.tensor(D65_WHITE, dtype=torch.float64).view(1, 3)
     return _xyz_to_rgb_scaled(_lab_f_inv(f), white, clip)
 
@@ -384,7 +385,9 @@ def _cv_rgb_to_lab(block: np.ndarray) -> np.ndarray:
 
 def _cv_lab_to_rgb(block: np.ndarray, clip: bool) -> np.ndarray:
     cv2 = cv2_module()
-    f = _cv_flat(cv2.transform(block, _LAB_TO_F))
+    f3 = cv2.transform(block, _LAB_TO_F)
+    np.maximum(f3[..., 2], 0, out=f3[..., 2])  # f(z) below 0 is out of gamut: 0, as scikit-image's lab2xyz
+    f = _cv_flat(f3)
     linear = (f - np.float32(4 / 29)) * np.float32(3 * (6 / 29) ** 2)
     xyz = _cv_where_above(f, 6 / 29, f * f * f, linear).reshape(block.shape)
     rgb = _cv_encode_srgb(cv2.transform(xyz, _XYZ_TO_RGB * np.array(D65_WHITE)))
