@@ -2,25 +2,39 @@
 
 As OpenCV: the structuring element (SE) is anchored at (kh // 2, kw // 2), erosion takes the
 minimum of `image[y + i - ay, x + j - ax]` over the SE's nonzero (i, j) and dilation the maximum
-over the same offsets (no reflection of the SE), and by default pixels outside the image are ignored
-(OpenCV's BORDER_CONSTANT with morphologyDefaultBorderValue).
+over the same offsets (no reflection of the SE). By default (border "ignore") pixels outside the
+image never win (OpenCV's BORDER_CONSTANT with morphologyDefaultBorderValue), so no padding is
+needed and any image size works, 1x1 included; the other borders follow OpenCV's rules too.
+Morphology is an order statistic: it accepts any finite value, not only [0, 1].
+
+`iterations=n` applies erosion and dilation n times each, as OpenCV's `iterations` (opening is
+n erosions then n dilations, and so on); a full rectangle becomes one rectangle of side
+(k - 1) n + 1, as in OpenCV, which is the same thing with the default border.
+
+Each op takes `backend=` ("auto", "torch" or "opencv", see _backend.py): "auto" runs cv2.erode,
+cv2.dilate or cv2.morphologyEx on CPU images that need no gradient and the torch code otherwise.
+Both give identical values (a minimum or maximum picks one of its inputs), float32 and float64.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from zrenie.errors import ShapeError
+from zrenie.imgproc._backend import cv2_module, per_image, use_opencv
 from zrenie.imgproc._blocks import blocks, wants_blocks
 from zrenie.imgproc._checks import batched, check_image, check_kernel_size
 from zrenie.imgproc._module import OpModule
-from zrenie.imgproc.filters import pad_image
 
 SHAPES = ("rect", "ellipse", "cross")
+BORDERS = ("ignore", "reflect", "replicate", "constant")
+Kernel = int | tuple[int, int] | Tensor
 
 
 def structuring_element(shape: str = "rect", kernel_size: int | tuple[int, int] = 3) -> Tensor:
@@ -48,26 +62,63 @@ def structuring_element(shape: str = "rect", kernel_size: int | tuple[int, int] 
     return element
 
 
-def _as_element(kernel: int | tuple[int, int] | Tensor, shape: str) -> Tensor:
+def border_index(size: int, before: int, after: int, border: str) -> Tensor:
+    """Source index of each padded position -before .. size + after - 1, by OpenCV's borderInterpolate.
+
+    "reflect" (BORDER_REFLECT_101) folds with period 2 (size - 1), i.e. reflects again and again
+    where the pad is wider than the image, and a side of one pixel maps to that pixel; "replicate" clamps.
+    """
+    position = torch.arange(-before, size + after)
+    if border == "replicate":
+        return position.clamp(0, size - 1)
+    if size == 1:
+        return torch.zeros_like(position)
+    period = 2 * (size - 1)
+    folded = position.remainder(period)
+    return torch.where(folded < size, folded, period - folded)
+
+
+def pad(image: Tensor, pads: tuple[int, int, int, int], border: str, value: float = 0.0) -> Tensor:
+    """Pads Tensor[..., H, W] by (left, right, top, bottom) with OpenCV's border rule, for any image size.
+
+    torch's reflect padding refuses a pad >= the side; there the copy is gathered by `border_index`.
+    """
+    left, right, top, bottom = pads
+    if border == "constant":
+        return F.pad(image, pads, value=value)
+    height, width = image.shape[-2:]
+    if border == "replicate" or max(left, right) < width and max(top, bottom) < height:
+        return F.pad(image, pads, mode=border)
+    rows = border_index(height, top, bottom, border).to(image.device)
+    cols = border_index(width, left, right, border).to(image.device)
+    return image.index_select(-2, rows).index_select(-1, cols)
+
+
+def _as_element(kernel: Kernel, shape: str) -> Tensor:
     if isinstance(kernel, Tensor):
         if kernel.dim() != 2 or kernel.numel() == 0:
             raise ShapeError(f"kernel: expected a 0/1 Tensor[kh, kw], got shape {tuple(kernel.shape)}")
+        if not bool((kernel.detach() != 0).any()):
+            raise ShapeError("kernel: the structuring element has no nonzero entry")
         return kernel
     return structuring_element(shape, kernel)
 
 
-def _dilate(image: Tensor, element: Tensor, border: str) -> Tensor:
-    """Max over the SE's offsets of padded Tensor[B, C, H, W]; `border` "ignore" pads with -inf."""
+def _dilate(image: Tensor, element: Tensor, border: str, anchor: tuple[int, int] | None = None) -> Tensor:
+    """Max over the SE's offsets of padded Tensor[B, C, H, W]; `border` "ignore" pads with the lowest float.
+
+    (As OpenCV's default border value: -FLT_MAX for float32, -DBL_MAX for float64, so a window
+    that holds no pixel of the image, possible with an off-centre SE, gives that value.)
+
+    `anchor` (row, column) defaults to the centre (kh // 2, kw // 2).
+    """
     kh, kw = element.shape
-    if border == "ignore":
-        pads = (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2)
-        padded = F.pad(image, pads, value=-math.inf)
-    else:
-        padded = pad_image(image, (kh, kw), border)
+    ay, ax = (kh // 2, kw // 2) if anchor is None else anchor
+    pads = (ax, kw - 1 - ax, ay, kh - 1 - ay)
+    lowest = torch.finfo(image.dtype).min
+    padded = pad(image, pads, "constant", lowest) if border == "ignore" else pad(image, pads, border)
     batch, channels, height, width = image.shape
     offsets = [tuple(ij) for ij in element.nonzero().tolist()]
-    if not offsets:
-        raise ShapeError("kernel: the structuring element has no nonzero entry")
     rect = len(offsets) == kh * kw
     if not wants_blocks(image):
         return _dilate_block(padded, offsets, rect, (kh, kw), height)
@@ -98,84 +149,206 @@ def _max_of_shifts(padded: Tensor, offsets: list[tuple[int, int]], height: int, 
     return out.contiguous() if len(offsets) == 1 else out
 
 
-def _check(image: Tensor, kernel, border: str, shape: str) -> Tensor:
+def _dilate_n(image: Tensor, element: Tensor, border: str, iterations: int) -> Tensor:
+    """`iterations` dilations with OpenCV's shortcuts: none for 0 or a 1x1 SE, one grown rectangle for a full one."""
+    kh, kw = element.shape
+    if iterations == 0 or kh * kw == 1:
+        return image.clone()
+    if iterations > 1 and bool((element != 0).all()):
+        grown = element.new_ones((kh - 1) * iterations + 1, (kw - 1) * iterations + 1)
+        return _dilate(image, grown, border, ((kh // 2) * iterations, (kw // 2) * iterations))
+    for _ in range(iterations):
+        image = _dilate(image, element, border)
+    return image
+
+
+def _erode_n(image: Tensor, element: Tensor, border: str, iterations: int) -> Tensor:
+    return -_dilate_n(-image, element, border, iterations)  # min(x) = -max(-x); zero padding stays zero
+
+
+# op name -> (torch code on (image, element, border, iterations), OpenCV's morphologyEx code).
+_OPS: dict[str, tuple[Callable[[Tensor, Tensor, str, int], Tensor], int]] = {
+    "erode": (_erode_n, 0),
+    "dilate": (_dilate_n, 1),
+    "opening": (lambda x, e, b, n: _dilate_n(_erode_n(x, e, b, n), e, b, n), 2),
+    "closing": (lambda x, e, b, n: _erode_n(_dilate_n(x, e, b, n), e, b, n), 3),
+    "gradient": (lambda x, e, b, n: _dilate_n(x, e, b, n) - _erode_n(x, e, b, n), 4),
+    "top_hat": (lambda x, e, b, n: x - _dilate_n(_erode_n(x, e, b, n), e, b, n), 5),
+    "black_hat": (lambda x, e, b, n: _erode_n(_dilate_n(x, e, b, n), e, b, n) - x, 6),
+}
+# zrenie's border names -> OpenCV's BORDER_CONSTANT (ignore: with morphologyDefaultBorderValue, i.e.
+# +-FLT_MAX or +-DBL_MAX), BORDER_REFLECT_101, BORDER_REPLICATE, BORDER_CONSTANT (with 0).
+_CV_BORDERS = {"ignore": 0, "reflect": 4, "replicate": 1, "constant": 0}
+
+
+def _opencv(name: str, image: Tensor, element: Tensor, border: str, iterations: int) -> Tensor:
+    cv2 = cv2_module()
+    kernel = (element.detach().cpu() != 0).to(torch.uint8).numpy()
+    extra = {} if border == "ignore" else {"borderType": _CV_BORDERS[border], "borderValue": 0}
+    code = _OPS[name][1]
+    if image.is_contiguous() or image.shape[1] == 1:
+        # Plane by plane, reading and writing the tensors' memory: no transposing copies.
+        source = image.detach() if image.dtype in (torch.float32, torch.float64) else image.detach().float()
+        planes = source.contiguous().view(-1, *image.shape[-2:]).numpy()
+        outs = np.empty_like(planes)  # numpy maps large arrays on huge pages: 3x faster first writes than torch.empty
+        for plane, dst in zip(planes, outs):
+            cv2.morphologyEx(plane, code, kernel, dst=dst, iterations=iterations, **extra)
+        return torch.from_numpy(outs).view(image.shape).to(image.dtype)
+    return per_image(lambda one: cv2.morphologyEx(one, code, kernel, iterations=iterations, **extra), image)
+
+
+def _morphology(name: str, image: Tensor, kernel: Kernel, border: str, shape: str, iterations: int,
+                backend: str) -> Tensor:
+    """Checks the arguments, then runs op `name` with OpenCV or torch."""
+    check_image(image)
     element = _as_element(kernel, shape)
-    check_image(image, min_size=tuple(element.shape))
-    if border not in ("ignore", "reflect", "replicate", "constant"):
-        raise ShapeError(f"border: expected ignore, reflect, replicate or constant, got {border!r}")
-    return element
+    if border not in BORDERS:
+        raise ShapeError(f"border: expected {', '.join(BORDERS)}, got {border!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ShapeError(f"iterations: expected an integer >= 0, got {iterations!r}")
+    if use_opencv(image, backend, supported=image.shape[1] <= 512):  # CV_CN_MAX channels
+        return _opencv(name, image, element, border, iterations)
+    return _OPS[name][0](image, element, border, iterations)
 
 
 @batched
-def dilate(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
-           shape: str = "rect") -> Tensor:
+def dilate(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
+           backend: str = "auto") -> Tensor:
     """Grayscale dilation: the maximum over the structuring element (cv2.dilate).
 
     Args:
-        image: Tensor[B, C, H, W].
+        image: Tensor[B, C, H, W] of any finite values, any size.
         kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
             `structuring_element("ellipse", 5)`.
         border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
         shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: how many dilations (OpenCV's iterations; 0 returns a copy).
+        backend: "auto", "torch" or "opencv" (cv2.dilate).
 
     Returns:
         Tensor[B, C, H, W].
     """
-    element = _check(image, kernel, border, shape)
-    return _dilate(image, element, border)
+    return _morphology("dilate", image, kernel, border, shape, iterations, backend)
 
 
 @batched
-def erode(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
-          shape: str = "rect") -> Tensor:
+def erode(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
+          backend: str = "auto") -> Tensor:
     """Grayscale erosion: the minimum over the structuring element (cv2.erode).
 
     Args:
-        image: Tensor[B, C, H, W].
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw].
+        image: Tensor[B, C, H, W] of any finite values, any size.
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
         border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
         shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: how many erosions (OpenCV's iterations; 0 returns a copy).
+        backend: "auto", "torch" or "opencv" (cv2.erode).
 
     Returns:
         Tensor[B, C, H, W].
     """
-    element = _check(image, kernel, border, shape)
-    return -_dilate(-image, element, border)  # min(x) = -max(-x); zero padding stays zero
+    return _morphology("erode", image, kernel, border, shape, iterations, backend)
 
 
 @batched
-def opening(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
-            shape: str = "rect") -> Tensor:
-    """Erosion then dilation: removes bright details smaller than the SE (cv2.MORPH_OPEN)."""
-    return dilate(erode(image, kernel, border, shape), kernel, border, shape)
+def opening(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
+            backend: str = "auto") -> Tensor:
+    """Erosion then dilation: removes bright details smaller than the SE (cv2.MORPH_OPEN).
+
+    Args:
+        image: Tensor[B, C, H, W] of any finite values, any size.
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: n erosions and n dilations (OpenCV's iterations).
+        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+    return _morphology("opening", image, kernel, border, shape, iterations, backend)
 
 
 @batched
-def closing(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
-            shape: str = "rect") -> Tensor:
-    """Dilation then erosion: fills dark details smaller than the SE (cv2.MORPH_CLOSE)."""
-    return erode(dilate(image, kernel, border, shape), kernel, border, shape)
+def closing(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
+            backend: str = "auto") -> Tensor:
+    """Dilation then erosion: fills dark details smaller than the SE (cv2.MORPH_CLOSE).
+
+    Args:
+        image: Tensor[B, C, H, W] of any finite values, any size.
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: n erosions and n dilations (OpenCV's iterations).
+        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+    return _morphology("closing", image, kernel, border, shape, iterations, backend)
 
 
 @batched
-def morphological_gradient(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3,
-                           border: str = "ignore", shape: str = "rect") -> Tensor:
-    """Dilation minus erosion: bright outlines of objects (cv2.MORPH_GRADIENT)."""
-    return dilate(image, kernel, border, shape) - erode(image, kernel, border, shape)
+def morphological_gradient(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect",
+                           iterations: int = 1, backend: str = "auto") -> Tensor:
+    """Dilation minus erosion: bright outlines of objects (cv2.MORPH_GRADIENT).
+
+    Args:
+        image: Tensor[B, C, H, W] of any finite values, any size.
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: n erosions and n dilations (OpenCV's iterations).
+        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+    return _morphology("gradient", image, kernel, border, shape, iterations, backend)
 
 
 @batched
-def top_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
-            shape: str = "rect") -> Tensor:
-    """The image minus its opening: bright details smaller than the SE (cv2.MORPH_TOPHAT)."""
-    return image - opening(image, kernel, border, shape)
+def top_hat(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
+            backend: str = "auto") -> Tensor:
+    """The image minus its opening: bright details smaller than the SE (cv2.MORPH_TOPHAT).
+
+    Args:
+        image: Tensor[B, C, H, W] of any finite values, any size.
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: n erosions and n dilations (OpenCV's iterations).
+        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+    return _morphology("top_hat", image, kernel, border, shape, iterations, backend)
 
 
 @batched
-def black_hat(image: Tensor, kernel: int | tuple[int, int] | Tensor = 3, border: str = "ignore",
-              shape: str = "rect") -> Tensor:
-    """The closing minus the image: dark details smaller than the SE (cv2.MORPH_BLACKHAT)."""
-    return closing(image, kernel, border, shape) - image
+def black_hat(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
+              backend: str = "auto") -> Tensor:
+    """The closing minus the image: dark details smaller than the SE (cv2.MORPH_BLACKHAT).
+
+    Args:
+        image: Tensor[B, C, H, W] of any finite values, any size.
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: n erosions and n dilations (OpenCV's iterations).
+        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+    return _morphology("black_hat", image, kernel, border, shape, iterations, backend)
 
 
 # Module forms: each holds the op's non-image arguments, e.g. Erode(structuring_element("cross", 5)).
