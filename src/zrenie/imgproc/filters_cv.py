@@ -45,25 +45,31 @@ def border_index(size: int, before: int, after: int, border: str = "reflect") ->
     return torch.where(folded < size, folded, period - folded)
 
 
-def pad_image(image: Tensor, kernel_size: tuple[int, int], border: str = "reflect") -> Tensor:
-    """Pads Tensor[B, C, H, W] for a kernel of (kh, kw) anchored at (kh // 2, kw // 2), as OpenCV anchors.
+def pad(image: Tensor, pads: tuple[int, int, int, int], border: str, value: float = 0.0) -> Tensor:
+    """Pads Tensor[..., H, W] by (left, right, top, bottom) with OpenCV's border rule, for any image size.
 
-    Any image size works: where a reflection would need more pixels than the side has (torch's
-    F.pad refuses a pad >= the size), the padded copy is gathered by `border_index`.
+    Where a reflection would need more pixels than the side has (torch's F.pad refuses a pad >= the
+    size), the padded copy is gathered by `border_index`; "constant" fills with `value`.
     """
-    check_border(border)
-    kh, kw = kernel_size
-    left, right, top, bottom = kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2
-    if not (left or right or top or bottom):
+    left, right, top, bottom = pads
+    if not any(pads):
         return image
     if border == "constant":
-        return F.pad(image, (left, right, top, bottom))
+        return F.pad(image, pads, value=value)
     height, width = image.shape[-2:]
     if border == "replicate" or (max(left, right) < width and max(top, bottom) < height):
-        return F.pad(image, (left, right, top, bottom), mode=border)
+        return F.pad(image, pads, mode=border)
     rows = border_index(height, top, bottom, border).to(image.device)
     cols = border_index(width, left, right, border).to(image.device)
     return image.index_select(-2, rows).index_select(-1, cols)
+
+
+def pad_image(image: Tensor, kernel_size: tuple[int, int], border: str = "reflect") -> Tensor:
+    """Pads Tensor[B, C, H, W] for a kernel of (kh, kw) anchored at (kh // 2, kw // 2), as OpenCV anchors,
+    for any image size (`pad`)."""
+    check_border(border)
+    kh, kw = kernel_size
+    return pad(image, (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2), border)
 
 
 # zrenie's border names -> OpenCV's BORDER_REFLECT_101, BORDER_REPLICATE, BORDER_CONSTANT.

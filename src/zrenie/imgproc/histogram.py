@@ -28,7 +28,7 @@ from zrenie.imgproc._backend import cv2_module, use_opencv
 from zrenie.imgproc._checks import batched, check_image
 from zrenie.imgproc._module import OpModule
 from zrenie.imgproc.color import rgb_to_ycbcr, ycbcr_to_rgb
-from zrenie.imgproc.morphology import border_index
+from zrenie.imgproc.filters_cv import border_index
 
 LEVELS = 256
 Planes = Callable[[Tensor], Tensor]  # Tensor[P, H, W] -> Tensor[P, H, W]

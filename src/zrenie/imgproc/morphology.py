@@ -23,7 +23,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from zrenie.errors import ShapeError
@@ -31,6 +30,7 @@ from zrenie.imgproc._backend import cv2_module, per_image, use_opencv
 from zrenie.imgproc._blocks import blocks, wants_blocks
 from zrenie.imgproc._checks import batched, check_image, check_kernel_size
 from zrenie.imgproc._module import OpModule
+from zrenie.imgproc.filters_cv import border_index, pad  # noqa: F401  (border_index: histogram and tests read it here)
 
 SHAPES = ("rect", "ellipse", "cross")
 BORDERS = ("ignore", "reflect", "replicate", "constant")
@@ -60,38 +60,6 @@ def structuring_element(shape: str = "rect", kernel_size: int | tuple[int, int] 
             j1, j2 = max(c - dx, 0), min(c + dx + 1, kw)
         element[i, j1:j2] = 1
     return element
-
-
-def border_index(size: int, before: int, after: int, border: str) -> Tensor:
-    """Source index of each padded position -before .. size + after - 1, by OpenCV's borderInterpolate.
-
-    "reflect" (BORDER_REFLECT_101) folds with period 2 (size - 1), i.e. reflects again and again
-    where the pad is wider than the image, and a side of one pixel maps to that pixel; "replicate" clamps.
-    """
-    position = torch.arange(-before, size + after)
-    if border == "replicate":
-        return position.clamp(0, size - 1)
-    if size == 1:
-        return torch.zeros_like(position)
-    period = 2 * (size - 1)
-    folded = position.remainder(period)
-    return torch.where(folded < size, folded, period - folded)
-
-
-def pad(image: Tensor, pads: tuple[int, int, int, int], border: str, value: float = 0.0) -> Tensor:
-    """Pads Tensor[..., H, W] by (left, right, top, bottom) with OpenCV's border rule, for any image size.
-
-    torch's reflect padding refuses a pad >= the side; there the copy is gathered by `border_index`.
-    """
-    left, right, top, bottom = pads
-    if border == "constant":
-        return F.pad(image, pads, value=value)
-    height, width = image.shape[-2:]
-    if border == "replicate" or max(left, right) < width and max(top, bottom) < height:
-        return F.pad(image, pads, mode=border)
-    rows = border_index(height, top, bottom, border).to(image.device)
-    cols = border_index(width, left, right, border).to(image.device)
-    return image.index_select(-2, rows).index_select(-1, cols)
 
 
 def _as_element(kernel: Kernel, shape: str) -> Tensor:
@@ -211,144 +179,98 @@ def _morphology(name: str, image: Tensor, kernel: Kernel, border: str, shape: st
     return _OPS[name][0](image, element, border, iterations)
 
 
+_ARGS_DOC = """
+
+    Args:
+        image: Tensor[B, C, H, W] of any finite values, any size.
+        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
+            `structuring_element("ellipse", 5)`.
+        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
+        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
+        iterations: {iterations}
+        backend: "auto", "torch" or "opencv" ({opencv}).
+
+    Returns:
+        Tensor[B, C, H, W].
+    """
+
+
+def _documented(iterations: str, opencv: str) -> Callable[[Callable], Callable]:
+    """Appends the Args the seven ops share to an op's one-line docstring (`OP --help` reads them)."""
+
+    def decorate(fn: Callable) -> Callable:
+        fn.__doc__ = (fn.__doc__ or "") + _ARGS_DOC.format(iterations=iterations, opencv=opencv)
+        return fn
+
+    return decorate
+
+
+@_documented("how many dilations (OpenCV's iterations; 0 returns a copy).", "cv2.dilate")
 @batched
 def dilate(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
            backend: str = "auto") -> Tensor:
-    """Grayscale dilation: the maximum over the structuring element (cv2.dilate).
-
-    Args:
-        image: Tensor[B, C, H, W] of any finite values, any size.
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
-            `structuring_element("ellipse", 5)`.
-        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
-        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
-        iterations: how many dilations (OpenCV's iterations; 0 returns a copy).
-        backend: "auto", "torch" or "opencv" (cv2.dilate).
-
-    Returns:
-        Tensor[B, C, H, W].
-    """
+    """Grayscale dilation: the maximum over the structuring element (cv2.dilate)."""
     return _morphology("dilate", image, kernel, border, shape, iterations, backend)
 
 
+@_documented("how many erosions (OpenCV's iterations; 0 returns a copy).", "cv2.erode")
 @batched
 def erode(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
           backend: str = "auto") -> Tensor:
-    """Grayscale erosion: the minimum over the structuring element (cv2.erode).
-
-    Args:
-        image: Tensor[B, C, H, W] of any finite values, any size.
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
-            `structuring_element("ellipse", 5)`.
-        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
-        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
-        iterations: how many erosions (OpenCV's iterations; 0 returns a copy).
-        backend: "auto", "torch" or "opencv" (cv2.erode).
-
-    Returns:
-        Tensor[B, C, H, W].
-    """
+    """Grayscale erosion: the minimum over the structuring element (cv2.erode)."""
     return _morphology("erode", image, kernel, border, shape, iterations, backend)
 
 
+@_documented("n erosions and n dilations (OpenCV's iterations).", "cv2.morphologyEx")
 @batched
 def opening(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
             backend: str = "auto") -> Tensor:
-    """Erosion then dilation: removes bright details smaller than the SE (cv2.MORPH_OPEN).
-
-    Args:
-        image: Tensor[B, C, H, W] of any finite values, any size.
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
-            `structuring_element("ellipse", 5)`.
-        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
-        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
-        iterations: n erosions and n dilations (OpenCV's iterations).
-        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
-
-    Returns:
-        Tensor[B, C, H, W].
-    """
+    """Erosion then dilation: removes bright details smaller than the SE (cv2.MORPH_OPEN)."""
     return _morphology("opening", image, kernel, border, shape, iterations, backend)
 
 
+@_documented("n erosions and n dilations (OpenCV's iterations).", "cv2.morphologyEx")
 @batched
 def closing(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
             backend: str = "auto") -> Tensor:
-    """Dilation then erosion: fills dark details smaller than the SE (cv2.MORPH_CLOSE).
-
-    Args:
-        image: Tensor[B, C, H, W] of any finite values, any size.
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
-            `structuring_element("ellipse", 5)`.
-        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
-        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
-        iterations: n erosions and n dilations (OpenCV's iterations).
-        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
-
-    Returns:
-        Tensor[B, C, H, W].
-    """
+    """Dilation then erosion: fills dark details smaller than the SE (cv2.MORPH_CLOSE)."""
     return _morphology("closing", image, kernel, border, shape, iterations, backend)
 
 
-@batched
-def morphological_gradient(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect",
-                           iterations: int = 1, backend: str = "auto") -> Tensor:
-    """Dilation minus erosion: bright outlines of objects (cv2.MORPH_GRADIENT).
-
-    Args:
-        image: Tensor[B, C, H, W] of any finite values, any size.
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
-            `structuring_element("ellipse", 5)`.
-        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
-        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
-        iterations: n erosions and n dilations (OpenCV's iterations).
-        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
-
-    Returns:
-        Tensor[B, C, H, W].
-    """
-    return _morphology("gradient", image, kernel, border, shape, iterations, backend)
-
-
+@_documented("n erosions and n dilations (OpenCV's iterations).", "cv2.morphologyEx")
 @batched
 def top_hat(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
             backend: str = "auto") -> Tensor:
-    """The image minus its opening: bright details smaller than the SE (cv2.MORPH_TOPHAT).
-
-    Args:
-        image: Tensor[B, C, H, W] of any finite values, any size.
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
-            `structuring_element("ellipse", 5)`.
-        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
-        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
-        iterations: n erosions and n dilations (OpenCV's iterations).
-        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
-
-    Returns:
-        Tensor[B, C, H, W].
-    """
+    """The image minus its opening: bright details smaller than the SE (cv2.MORPH_TOPHAT)."""
     return _morphology("top_hat", image, kernel, border, shape, iterations, backend)
 
 
+@_documented("n erosions and n dilations (OpenCV's iterations).", "cv2.morphologyEx")
 @batched
 def black_hat(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect", iterations: int = 1,
               backend: str = "auto") -> Tensor:
-    """The closing minus the image: dark details smaller than the SE (cv2.MORPH_BLACKHAT).
-
-    Args:
-        image: Tensor[B, C, H, W] of any finite values, any size.
-        kernel: a size k or (kh, kw) of a `shape` element, or a 0/1 Tensor[kh, kw] such as
-            `structuring_element("ellipse", 5)`.
-        border: "ignore" (OpenCV's default), or "reflect", "replicate", "constant" (zeros).
-        shape: the element drawn for a size `kernel`: "rect", "ellipse" or "cross".
-        iterations: n erosions and n dilations (OpenCV's iterations).
-        backend: "auto", "torch" or "opencv" (cv2.morphologyEx).
-
-    Returns:
-        Tensor[B, C, H, W].
-    """
+    """The closing minus the image: dark details smaller than the SE (cv2.MORPH_BLACKHAT)."""
     return _morphology("black_hat", image, kernel, border, shape, iterations, backend)
+
+
+
+
+
+
+
+
+
+
+@_documented("n erosions and n dilations (OpenCV's iterations).", "cv2.morphologyEx")
+@batched
+def morphological_gradient(image: Tensor, kernel: Kernel = 3, border: str = "ignore", shape: str = "rect",
+                           iterations: int = 1, backend: str = "auto") -> Tensor:
+    """Dilation minus erosion: bright outlines of objects (cv2.MORPH_GRADIENT)."""
+    return _morphology("gradient", image, kernel, border, shape, iterations, backend)
+
+
+
+
 
 
 # Module forms: each holds the op's non-image arguments, e.g. Erode(structuring_element("cross", 5)).
