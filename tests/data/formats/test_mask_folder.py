@@ -87,3 +87,39 @@ def test_segment_trains_and_predicts_on_a_mask_folder(tmp_path):
     assert {"miou", "iou/class_2"} <= set(run["test"])
     (result,) = zrenie.predict(run["run_dir"], [root / "images" / "case01.jpg"])
     assert result.mask.shape == (20, 24)
+
+
+def _write_voc(root, names_train, names_val):
+    from zrenie.data.formats.mask_folder import VOC_CLASSES
+
+    rng = np.random.default_rng(1)
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / sub).mkdir(parents=True)
+    palette = [0] * 768
+    for k in range(len(VOC_CLASSES)):  # any palette: the indices are what counts
+        palette[3 * k:3 * k + 3] = [k * 10, 255 - k * 10, k * 5]
+    palette[765:768] = [224, 224, 192]  # VOC's border colour, index 255
+    for name in names_train + names_val:
+        Image.fromarray(rng.integers(0, 256, (12, 16, 3)).astype(np.uint8)).save(root / "JPEGImages" / f"{name}.jpg")
+        mask = rng.choice([0, 15, 12, 255], (12, 16)).astype(np.uint8)  # background, person, dog, border
+        m = Image.fromarray(mask).convert("P")  # indices = the grey levels
+        m.putpalette(palette)
+        m.save(root / "SegmentationClass" / f"{name}.png")
+    (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(names_train) + "\n")
+    (root / "ImageSets/Segmentation/val.txt").write_text("\n".join(names_val) + "\n")
+
+
+def test_voc_seg_reads_palette_indices_keeps_255_as_ignore_and_tests_on_val(tmp_path):
+    from zrenie.data.formats.mask_folder import voc_seg
+
+    root = tmp_path / "VOC2012"
+    _write_voc(root, [f"2007_{i:06d}" for i in range(8)], ["2008_000001", "2008_000002"])
+    splits = voc_seg(DataConfig(name="voc_seg", root=str(root), val_fraction=0.25, size=16))
+    assert len(splits.classes) == 21 and splits.classes[15] == "person"
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (6, 2, 2)
+    assert all("2008_" in image for image, _ in splits.test.pairs)
+    values = set(torch.unique(splits.test[0][1].as_subclass(torch.Tensor)).tolist())
+    assert values <= {0, 12, 15, 255} and 255 in values
+    (root / "SegmentationClass" / "2008_000002.png").unlink()
+    with pytest.raises(DataError, match="1 listed file\\(s\\) missing, e.g. .*2008_000002.png"):
+        voc_seg(DataConfig(name="voc_seg", root=str(root)))

@@ -176,3 +176,40 @@ def mask_folder(cfg: DataConfig, target: str = "mask") -> DatasetSplits:
     return DatasetSplits(train=sets["train"], val=sets["val"], test=sets["test"], classes=classes, in_channels=3,
                          image_size=size or DEFAULT_SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD, hflip=True,
                          extras={"size_note": note, "image_counts": {s: len(d) for s, d in sets.items()}})
+
+
+VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor")
+VOC_LAYOUT = "root/JPEGImages/, root/SegmentationClass/ (palette PNGs) and root/ImageSets/Segmentation/{train,val}.txt"
+
+
+@DATASETS.register("voc_seg", tags=("mask",))
+def voc_seg(cfg: DataConfig, target: str = "mask") -> DatasetSplits:
+    """Pascal VOC 2012 segmentation (`data.root` is a `VOC2012` folder): 21 classes, 255 on object borders
+    (counted nowhere, `segment.ignore_index`). VOC's test masks are not public, so its val list is the
+    test split and val is a random `data.val_fraction` of its train list (seed `data.seed`)."""
+    if cfg.root is None:
+        raise DataError(f"dataset 'voc_seg' needs data.root=PATH (expected layout: {VOC_LAYOUT})")
+    root = Path(cfg.root).expanduser()
+    lists = root / "ImageSets" / "Segmentation"
+    listed = {}
+    for split in ("train", "val"):
+        path = lists / f"{split}.txt"
+        if not path.is_file():
+            raise DataError(f"dataset 'voc_seg': {path} not found (expected layout: {VOC_LAYOUT})")
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        pairs = [(str(root / "JPEGImages" / f"{n}.jpg"), str(root / "SegmentationClass" / f"{n}.png")) for n in names]
+        missing = [p for pair in pairs for p in pair if not Path(p).is_file()]
+        if missing:
+            raise DataError(f"dataset 'voc_seg': {len(missing)} listed file(s) missing, e.g. {missing[0]}")
+        listed[split] = pairs
+    val_idx, train_idx = stratified_split(np.zeros(len(listed["train"])), [cfg.val_fraction], cfg.seed)
+    splits = {"train": [listed["train"][i] for i in train_idx], "val": [listed["train"][i] for i in val_idx],
+              "test": listed["val"]}
+    sets = {s: MaskFileDataset(pairs, VOC_CLASSES, False, cfg.background) for s, pairs in splits.items()}
+    size = cfg.size or DEFAULT_SIZE
+    return DatasetSplits(train=sets["train"], val=sets["val"], test=sets["test"], classes=list(VOC_CLASSES),
+                         in_channels=3, image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD, hflip=True,
+                         extras={"size_note": f"image size {size} (data.size; ImageNet mean/std)",
+                                 "image_counts": {s: len(d) for s, d in sets.items()}})
