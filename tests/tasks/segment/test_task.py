@@ -72,3 +72,19 @@ def test_eval_with_postprocessing_shows_the_scores_with_and_without(shapes_run, 
     assert refined["metrics_without_postprocess"]["miou"] == pytest.approx(plain["metrics"]["miou"])
     assert refined["notes"][0].startswith(f"postprocess {method} vs none: miou ")
     assert 0 <= refined["metrics"]["miou"] <= 1
+
+
+def test_cli_predict_writes_mask_and_overlay_into_out_and_a_bad_image_is_one_line(shapes_run, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray((torch.rand(30, 40, 3) * 255).byte().numpy()).save(tmp_path / "skin.png")
+    out = tmp_path / "pred"
+    assert main(["segment", "predict", str(shapes_run["run_dir"]), str(tmp_path / "skin.png"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["skin_mask.png", "skin_overlay.png"]
+    assert Image.open(out / "skin_mask.png").size == (40, 30)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    capsys.readouterr()
+    assert main(["segment", "predict", str(shapes_run["run_dir"]), str(tmp_path / "broken.png"),
+                 "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.png" in err[0] and not (tmp_path / "none").exists()
