@@ -183,7 +183,7 @@ def _predict(task: str, run: str, images: list[str], topk: int, json_path: str |
     console.print(f"checkpoint: {path} (epoch {state['epoch']}, best {state.get('best')})", highlight=False,
                   soft_wrap=True)
     text = json.dumps([r.to_dict() for r in results], indent=2)
-    pictures = [path for r in results if hasattr(r, "write_files") for path in r.write_files(out)]
+    pictures = [path for r in results for path in r.write_files(out)]
     if pictures:
         console.print(f"wrote {len(pictures)} files to {out}/", highlight=False, soft_wrap=True)
     if json_path == "-":

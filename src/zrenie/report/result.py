@@ -26,6 +26,11 @@ class Result:
         """Rows of the table `zrenie TASK predict` prints (column -> text); one row of `to_dict` by default."""
         return [{k: str(v) for k, v in self.to_dict().items()}]
 
+    def write_files(self, folder: str | Path) -> list[Path]:
+        """Writes the pictures a prediction is (a segmentation's mask and overlay) into `folder`; most
+        results are rows and JSON only and write nothing."""
+        return []
+
     def plot(self, ax=None):
         """Draws the prediction on a matplotlib Axes (a new figure when None); returns the Axes."""
         raise NotImplementedError
