@@ -24,13 +24,22 @@ from zrenie.nn.checkpoint import (RunHandle, build_from_spec, eval_weights, load
 from zrenie.tasks import Task, get_task
 
 def resolve_device(name: str) -> torch.device:
+    """The device of `device=`: auto, cpu, cuda (this process's GPU: the local rank under torchrun) or cuda:N."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", dist.local_rank())
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"config key 'device': unknown device {name!r} (auto, cpu, cuda or cuda:N)") from None
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
         raise ConfigError(f"config key 'device': {name!r} requested but CUDA is not available")
+    if device.index is None:  # a bare "cuda" names a GPU, so that set_device and checkpoints see one index
+        device = torch.device("cuda", dist.local_rank())
+    if device.index >= torch.cuda.device_count():
+        raise ConfigError(f"config key 'device': {name!r} requested but this machine has "
+                          f"{torch.cuda.device_count()} GPU(s)")
     return device
 
 
