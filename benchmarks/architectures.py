@@ -80,7 +80,14 @@ def extras(name: str, size: int, batch: int, steps: int, device: torch.device) -
     cl = images_per_s(zrenie.build_model(name, **kwargs).to(device, memory_format=torch.channels_last),
                       x.contiguous(memory_format=torch.channels_last), y, steps)
     compiled = images_per_s(torch.compile(zrenie.build_model(name, **kwargs).to(device)), x, y, steps)
-    return {"channels_last": cl / base, "compile": compiled / base}
+    gains = {"channels_last": cl / base, "compile": compiled / base}
+    if device.type == "cuda":  # mixed precision: bf16 autocast alone, then with channels_last
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            gains["bf16"] = images_per_s(zrenie.build_model(name, **kwargs).to(device), x, y, steps) / base
+            gains["bf16 + channels_last"] = images_per_s(
+                zrenie.build_model(name, **kwargs).to(device, memory_format=torch.channels_last),
+                x.contiguous(memory_format=torch.channels_last), y, steps) / base
+    return gains
 
 
 def main() -> int:
@@ -95,14 +102,15 @@ def main() -> int:
     args = p.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch threads {torch.get_num_threads()}, input {args.size}px, batch {args.batch}")
-    print("| model | zrenie img/s | torchvision img/s | ratio |" + (" channels_last | compile |" if args.extras else ""))
-    print("|---|---|---|---|" + ("---|---|" if args.extras else ""))
+    extra_names = ["channels_last", "compile"] + (["bf16", "bf16 + channels_last"] if device.type == "cuda" else [])
+    print("| model | zrenie img/s | torchvision img/s | ratio |" + "".join(f" {n} |" for n in extra_names * args.extras))
+    print("|---|---|---|---|" + "---|" * len(extra_names) * args.extras)
     for name in args.models:
         ours, ref = pair(name, args.size, args.batch, args.steps, args.rounds, device)
         line = f"| {name} | {ours:.1f} | {ref:.1f} | {ours / ref:.3f} |"
         if args.extras:
             gains = extras(name, max(args.size, MIN_SIZE.get(name, 0)), args.batch, args.steps, device)
-            line += f" x{gains['channels_last']:.2f} | x{gains['compile']:.2f} |"
+            line += "".join(f" x{gains[n]:.2f} |" for n in extra_names)
         print(line, flush=True)
     return 0
 

@@ -259,6 +259,7 @@ def main() -> None:
     parser.add_argument("--kornia-limit", type=float, default=5.0,
                         help="seconds: a kornia op that would take longer than this per run is reported as 'slow'")
     parser.add_argument("--no-gpu", action="store_true", help="skip the CUDA table even when a GPU is present")
+    parser.add_argument("--gpu-only", action="store_true", help="skip the CPU table, run only the CUDA one")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -269,10 +270,11 @@ def main() -> None:
     kornia_version = __import__("kornia").__version__ if kornia_ops else "not installed"
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, kornia {kornia_version}, {args.threads} thread(s), "
           f"CPU; clock: {'thread CPU time' if cpu_clock else 'wall time'}, median of {args.repeats}\n")
-    misses = cpu_table(args.ops, args.repeats, kornia_ops, args.kornia_limit)
-    if not all(takes_backend(CASES[name][0]) for name in args.ops):
-        print("\n* no backend keyword yet: both zrenie columns ran the op's one path")
-    print("\n" + ("\n".join(misses) if misses else f"every op within {TARGET_CPU}x of OpenCV (auto)"))
+    if not args.gpu_only:
+        misses = cpu_table(args.ops, args.repeats, kornia_ops, args.kornia_limit)
+        if not all(takes_backend(CASES[name][0]) for name in args.ops):
+            print("\n* no backend keyword yet: both zrenie columns ran the op's one path")
+        print("\n" + ("\n".join(misses) if misses else f"every op within {TARGET_CPU}x of OpenCV (auto)"))
     if torch.cuda.is_available() and not args.no_gpu:
         gpu_table(args.ops, args.repeats)
     else:
