@@ -198,10 +198,31 @@ def naive_fcn(num_classes: int, in_channels: int = 3, width: int | None = None, 
 
 
 @MODELS.register("unet", tags=("segment",))
-def unet(num_classes: int, in_channels: int = 3, width: int | None = None, depth: int = 4,
-         upsample: str = "transposed", down: str = "maxpool") -> UNet:
+def unet(num_classes: int, in_channels: int = 3, width: int | None = None, depth: int | None = None,
+         upsample: str = "transposed", down: str | None = None, encoder: str | None = None,
+         encoder_kwargs: dict | None = None) -> nn.Module:
+    """U-Net: the paper's, or with `encoder` a classification backbone as its contracting path.
+
+    Args:
+        width: the plain U-Net's first level (64); with `encoder`, the decoder's full-resolution level (16).
+        depth: the plain U-Net's 2x downsamplings (4); with `encoder`, the backbone's stages set them.
+        upsample: `Upsample2x` mode; with `encoder`, max_unpool is refused (no pooling indices).
+        down: the plain U-Net's "maxpool" (default) or "strided".
+        encoder: a registered classification backbone (`model.kwargs.encoder=resnet34`): `EncoderUNet`,
+            whose encoder `model.weights=` loads as classify does.
+        encoder_kwargs: the backbone's own options (`model.kwargs.encoder_kwargs={small_input: true}`).
+    """
     _check_classes(num_classes)
-    return UNet(num_classes, in_channels, width or 64, depth, upsample, down)
+    if encoder is None:
+        if encoder_kwargs is not None:
+            raise ConfigError("model.kwargs.encoder_kwargs needs model.kwargs.encoder (a backbone to pass them to)")
+        return UNet(num_classes, in_channels, width or 64, 4 if depth is None else depth, upsample, down or "maxpool")
+    if depth is not None or down is not None:
+        raise ConfigError(f"model.kwargs.depth and down shape the plain U-Net's contracting path; with "
+                          f"encoder={encoder} the backbone's stages set them")
+    from zrenie.tasks.segment.models_encoder import encoder_unet  # it builds on this module's double_conv
+
+    return encoder_unet(encoder, num_classes, in_channels, width, upsample, encoder_kwargs)
 
 
 @MODELS.register("unet_strided", tags=("segment",))

@@ -13,9 +13,11 @@ from zrenie.config import TrainConfig
 from zrenie.data.base import DatasetSplits
 from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
 from zrenie.errors import ConfigError
+from zrenie.nn.transfer import read_weights
 from zrenie.tasks import Task, register_task
 from zrenie.tasks.segment.loss import BINARY_ONLY, LOSSES, build_loss
 from zrenie.tasks.segment.metrics import SegmentationMetric, predictions
+from zrenie.tasks.segment.models_encoder import freeze_pretrained, load_segmentation_weights, pretrained_part
 from zrenie.tasks.segment.postprocess import POSTPROCESS
 from zrenie.tasks.segment.predict import MaskResult, prepare_batch
 
@@ -110,6 +112,29 @@ class SegmentTask(Task):
         if cfg.model.width is not None:
             kwargs["width"] = cfg.model.width
         return {"model": (cfg.model.name, {**kwargs, **cfg.model.kwargs})}
+
+    def prepare_models(self, models: dict[str, nn.Module], cfg: TrainConfig) -> None:
+        """`model.weights` loaded for a new run (a resumed one gets its weights from the checkpoint): into the
+        whole model when the file holds all of it, else into its encoder; `model.finetune=frozen` trains the
+        decoder only."""
+        model = models["model"]
+        if cfg.model.unfreeze_every > 0:
+            raise ConfigError("model.unfreeze_every: gradual unfreezing is classify's; segment trains the whole "
+                              "model or, with model.finetune=frozen, the decoder only")
+        if cfg.optim.backbone_lr_mult != 1.0 and pretrained_part(model) is None:
+            raise ConfigError(f"optim.backbone_lr_mult scales a pretrained encoder's learning rate, and "
+                              f"{cfg.model.name} has none; use model=unet model.kwargs.encoder=resnet34")
+        if cfg.model.weights and cfg.model.finetune != "scratch" and cfg.resume is None:
+            load_segmentation_weights(model, read_weights(cfg.model.weights), cfg.model.weights)
+        if cfg.model.finetune == "frozen":
+            freeze_pretrained(model)
+
+    def lr_mult_of(self, cfg: TrainConfig, name: str, model: nn.Module):
+        part = pretrained_part(model)
+        if cfg.optim.backbone_lr_mult == 1.0 or part is None:
+            return None
+        prefix, mult = f"{part[0]}.", cfg.optim.backbone_lr_mult
+        return lambda param: mult if param.startswith(prefix) else 1.0
 
     def build_step(self, cfg: TrainConfig, preprocess: dict, splits: DatasetSplits | None = None,
                    worst: int = 0) -> SegmentStep:
