@@ -167,6 +167,17 @@ class TensorLoader:
     def __len__(self) -> int:
         return len(self.sampler.batches(self.epoch))
 
+    def _indices_on_device(self, batches: list[Tensor]) -> list[Tensor]:
+        """The epoch's batch indices on the device in one copy. A copy per batch from pageable memory
+        waits for the GPU to finish the previous step, so the host could not queue ahead (~15% of a fast
+        GPU step); from pinned memory the one copy runs asynchronously."""
+        if not batches or self.device.type == "cpu":
+            return batches
+        flat = torch.cat(batches)
+        if self.device.type == "cuda":
+            flat = flat.pin_memory()
+        return list(flat.to(self.device, non_blocking=True).split([len(b) for b in batches]))
+
     def _augment(self, x: Tensor, target: Any, g: torch.Generator) -> tuple[Tensor, Any]:
         if self.kind == "class":
             return self.augment(x, g), target
@@ -180,8 +191,9 @@ class TensorLoader:
         batches = self.sampler.batches(self.epoch)
         start, self._skip = self._skip, 0
         rank = getattr(self.sampler, "rank", 0)
+        on_device = self._indices_on_device(batches)
         for b in range(start, len(batches)):
-            idx = batches[b].to(self.device)
+            idx = on_device[b]
             x = self.images[idx].float().div_(255)  # (B, C, H, W) or (B, T, C, H, W)
             if self.kind == "boxes":
                 target = [self.targets[i] for i in batches[b].tolist()]  # CPU indices: no device sync

@@ -380,10 +380,10 @@ class Trainer:
         for batch in loader:
             n = batch_size_of(batch)
             out = self._train_step(batch)
-            for key, value in out.get("logs", {}).items():
-                value = torch.as_tensor(value).detach()
-                sums.setdefault(key, torch.zeros((), dtype=dtype, device=self.device)).add_(value.to(dtype) * n)
-            sums.setdefault("count", torch.zeros((), dtype=dtype, device=self.device)).add_(n)
+            for key, value in [*out.get("logs", {}).items(), ("count", 1)]:
+                if key not in sums:
+                    sums[key] = torch.zeros((), dtype=dtype, device=self.device)
+                sums[key].add_(torch.as_tensor(value).detach().to(dtype), alpha=n)
             self.batch += 1
             if self.ctx.boundary and self.ctx.accumulate > 1:
                 self._snapshot = (self.batch, get_rng_state(), {k: v.clone() for k, v in sums.items()})
