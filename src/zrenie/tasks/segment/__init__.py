@@ -1,3 +1,3 @@
-"""Semantic segmentation (course module 4): `zrenie segment train|eval|predict|export|report`."""
+"""Semantic segmentation (course module 4): `zrenie segment train|eval|predict|export|report|study`."""
 
-from zrenie.tasks.segment import models, models_deeplab, task  # noqa: F401  (register the models and the task)
+from zrenie.tasks.segment import models, models_deeplab, models_encoder, models_mobile, task  # noqa: F401  (register)
