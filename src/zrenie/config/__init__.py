@@ -86,6 +86,11 @@ class DataConfig:
     name: str = field(default="digits", metadata={"help": "dataset, a registered name (zrenie list datasets)"})
     root: Union[str, None] = field(default=None, metadata={
         "help": "where an on-disk dataset lives (null: the dataset's default place)"})
+    ann: Union[str, None] = field(default=None, metadata={
+        "help": "annotation file of an on-disk dataset (coco: the instances JSON; null: none)"})
+    categories: Union[list, str, None] = field(default=None, metadata={
+        "help": "coco: category names (or ids) to segment, a list or a comma string, e.g. person or "
+                "person,car; one gives background/that category, several background + each (null: all)"})
     size: Union[int, None] = field(default=None, metadata={
         "help": "resize images to size x size, >= 1 (null: the dataset's native size)", "range": ">= 1"})
     batch_size: int = field(default=128, metadata={"help": "images per batch on each process, >= 1", "range": ">= 1"})
