@@ -7,25 +7,37 @@ Layout (`data.root` may be the `oxford-iiit-pet` folder or its parent):
     oxford-iiit-pet/annotations/test.txt
 
 The four columns are the image id (the file name without .jpg), the class id 1..37, the species
-(1 cat, 2 dog) and the breed id within the species. Two datasets are read from it:
+(1 cat, 2 dog) and the breed id within the species. Three datasets are read from it:
 
 - `pets`: the 37 breeds; class index = class id - 1, as in torchvision's `OxfordIIITPet`, and class
   names are the image id prefixes (`Abyssinian`, `american_bulldog`, ...): the files capitalise cat
   breeds and not dog breeds.
 - `cats_vs_dogs`: the species, classes `cat` and `dog`.
+- `pets_seg`: the trimaps `annotations/trimaps/<image id>.png` as masks, classes `background` and
+  `pet`; the trimap's border band becomes 255, which `segment.ignore_index` counts nowhere.
 
 Val is a stratified `data.val_fraction` of trainval; test is test. Images are decoded per sample
-(`FileDataset`, 3 channels).
+(`FileDataset`, 3 channels; `TrimapDataset` for the masks).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
 
 from zrenie.config import DataConfig
-from zrenie.data.base import DatasetSplits, require_dir
+from zrenie.data.base import DatasetSplits, drop_unreadable, require_dir, stratified_split
 from zrenie.data.formats.food101 import listed_splits, require_listed
+from zrenie.data.formats.image_folder import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
+from zrenie.data.formats.mask_folder import read_mask
 from zrenie.errors import DataError
+from zrenie.imgproc.io import DEFAULT_BACKGROUND, read_image
 from zrenie.registry import DATASETS
 
 FOLDER = "oxford-iiit-pet"
@@ -149,3 +161,119 @@ def pets(cfg: DataConfig) -> DatasetSplits:
 def cats_vs_dogs(cfg: DataConfig) -> DatasetSplits:
     """The same images labelled by species, classes `cat` and `dog`; same layout rules and splits as `pets`."""
     return _pets(cfg, "cats_vs_dogs", species=True)
+
+
+SEG_CLASSES = ["background", "pet"]
+IGNORE = 255  # segment.ignore_index's default: the trimap's border band counts nowhere
+TRIMAP_TO_CLASS = {1: 1, 2: 0, 3: IGNORE}  # trimap value (1 pet, 2 background, 3 border) -> mask value
+
+
+def read_trimap(path: str | Path) -> np.ndarray:
+    """A trimap file as a uint8 [H, W] mask: 0 background, 1 pet, 255 (ignore) on the border band.
+
+    Raises:
+        DataError: an unreadable file, or a value other than 1, 2 and 3, naming the file.
+    """
+    trimap = read_mask(path)
+    values = np.unique(trimap)
+    bad = [int(v) for v in values if int(v) not in TRIMAP_TO_CLASS]
+    if bad:
+        raise DataError(f"trimap {path}: value {bad[0]} is not 1 (pet), 2 (background) or 3 (border)")
+    lookup = np.zeros(256, np.uint8)
+    for value, label in TRIMAP_TO_CLASS.items():
+        lookup[value] = label
+    return lookup[trimap]
+
+
+class TrimapDataset(Dataset):
+    """(image, mask) pairs of Oxford-IIIT Pet, decoded per sample; the mask from the trimap (`read_trimap`).
+
+    Args:
+        pairs: (image path, trimap path).
+        background: grey level transparent image pixels are composited over.
+    """
+
+    target_kind = "mask"
+    labels = None
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], background: int = DEFAULT_BACKGROUND):
+        self.pairs, self.background, self.classes = list(pairs), background, list(SEG_CLASSES)
+        self.transform = None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Any]:
+        from torchvision import tv_tensors
+
+        image_path, trimap_path = self.pairs[index]
+        image = read_image(image_path, channels=3, background=self.background)
+        mask = read_trimap(trimap_path)
+        if mask.shape != tuple(image.shape[-2:]):
+            raise DataError(f"trimap {trimap_path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} "
+                            f"is {image.shape[-1]}x{image.shape[-2]}")
+        target = tv_tensors.Mask(torch.from_numpy(mask).long())
+        if self.transform is not None:
+            return self.transform(image, target)
+        return image.float().div_(255), target
+
+    def subset(self, indices: Sequence[int] | Tensor) -> "TrimapDataset":
+        out = TrimapDataset([self.pairs[int(i)] for i in indices], self.background)
+        out.transform = self.transform
+        return out
+
+
+def _pair_trimaps(rows: list[tuple[str, int, int]], folder: Path,
+                  listing: Path) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+    """(image, trimap, breed) of the listed images with a trimap, and of those without one.
+
+    Raises:
+        DataError: a listed image missing on disk (an incomplete copy of the dataset), naming it.
+    """
+    images = [(str(folder / "images" / f"{image_id}.jpg"), label) for image_id, label, _ in rows]
+    require_listed(images, listing, "pets_seg")
+    kept, missing = [], []
+    for (image, label), (image_id, _, _) in zip(images, rows):
+        trimap = folder / "annotations" / "trimaps" / f"{image_id}.png"
+        (kept if trimap.is_file() else missing).append((image, str(trimap), label))
+    return kept, missing
+
+
+@DATASETS.register("pets_seg", tags=("mask",))
+def pets_seg(cfg: DataConfig, target: str = "mask") -> DatasetSplits:
+    """Oxford-IIIT Pet trimaps as binary masks: classes `background` and `pet`, the border band 255 (ignored).
+
+    Same folder, download and splits as `pets`: val is a `data.val_fraction` of trainval stratified by
+    breed (seed `data.seed`), test is test. A listed image missing on disk is an error; one without its
+    trimap is skipped with one counting warning (an error with `data.strict=true`), and so is a corrupt
+    image. A trimap whose size differs from its image's, or with a value other than 1, 2, 3, is an
+    error naming the file when it is read. `data.size` defaults to 224: eval resizes image and mask to
+    it (masks by nearest neighbour). Mean/std are ImageNet's.
+    """
+    folder = locate(cfg, "pets_seg")
+    listed, missing = {}, []
+    for split, stem in SPLITS.items():
+        listing = folder / "annotations" / f"{stem}.txt"
+        listed[split], without = _pair_trimaps(read_annotations(listing, "pets_seg"), folder, listing)
+        if without and cfg.strict:
+            raise DataError(f"dataset 'pets_seg': image {without[0][0]} listed in {listing} has no trimap "
+                            f"{without[0][1]} (data.strict=true)")
+        missing += without
+    if missing:
+        warnings.warn(f"dataset 'pets_seg': skipped {len(missing)} image(s) without a trimap, e.g. "
+                      f"{missing[0][0]} (no {missing[0][1]})", stacklevel=2)
+    everything = [(image, label) for split in listed.values() for image, _, label in split]
+    readable = {image for image, _ in drop_unreadable(everything, cfg.strict, where=str(folder))}
+    listed = {split: [row for row in rows if row[0] in readable] for split, rows in listed.items()}
+    if not listed["train"]:
+        raise DataError(f"dataset 'pets_seg': no trainval image of {folder} has a readable image and trimap")
+    pool = listed.pop("train")
+    val_idx, train_idx = stratified_split(np.array([label for *_, label in pool]), [cfg.val_fraction], cfg.seed)
+    splits = {"train": [pool[i] for i in train_idx], "val": [pool[i] for i in val_idx], "test": listed["test"]}
+    sets = {s: TrimapDataset([(image, trimap) for image, trimap, _ in rows], cfg.background)
+            for s, rows in splits.items()}
+    size = cfg.size or DEFAULT_SIZE
+    return DatasetSplits(train=sets["train"], val=sets["val"], test=sets["test"], classes=list(SEG_CLASSES),
+                         in_channels=3, image_size=size, mean=IMAGENET_MEAN, std=IMAGENET_STD, hflip=True,
+                         extras={"size_note": f"image size {size} (data.size; ImageNet mean/std)",
+                                 "image_counts": {s: len(d) for s, d in sets.items()}})
