@@ -172,6 +172,6 @@ def test_datasets_serve_the_target_kinds_they_declare():
     assert mask.shape == image.shape[1:] and int(mask.max()) <= 3
     _, boxes = det.train[0]
     assert boxes["boxes"].shape[1] == 4 and len(boxes["boxes"]) == len(boxes["labels"])
-    with pytest.raises(DataError, match="'digits' has class targets, not 'mask'; datasets with mask targets: lesions, mask_folder, shapes"):
+    with pytest.raises(DataError, match="'digits' has class targets, not 'mask'; datasets with mask targets: coco, lesions, mask_folder, pets_seg, shapes, voc_seg"):
         open_splits(DataConfig(name="digits"), target="mask")
     assert "shapes" in list_datasets(target="boxes") and "digits" not in list_datasets(target="boxes")
