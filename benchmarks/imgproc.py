@@ -11,7 +11,9 @@ zrenie runs twice: with its default backend ("auto": OpenCV for CPU tensors that
 gradient) and with backend="torch" (its PyTorch code). An op without a `backend` keyword runs
 its one path, reported in both columns (marked *). Timings alternate between the libraries and
 the median is kept, so a noisy neighbour slows all alike. Ratios are zrenie's time over OpenCV's
-(lower is better); the target is auto / OpenCV <= 1.3 for every op.
+(lower is better); the target is auto / OpenCV <= 1.3 for every op. zrenie and kornia get NCHW
+tensors; with --channels-last they get channels_last ones instead, which hold the (H, W, C) pixels
+OpenCV reads (what torch.from_numpy(hwc).permute(2, 0, 1) makes of an image OpenCV loaded).
 
 With --threads 1 (the default) every library computes on the calling thread, and the clock is
 that thread's CPU time (time.thread_time): on a shared machine wall time mostly measures the queue
@@ -141,16 +143,19 @@ def _inputs(images: np.ndarray, kind: str) -> tuple[list[np.ndarray], torch.Tens
     if kind == "gray8":
         gray = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in images])
         return list(gray), torch.from_numpy(gray).float().div(255).unsqueeze(1)
-    tensor = torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous()
+    tensor = torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(memory_format=LAYOUT)
     if kind == "rgb":
         return list(rgb), tensor
     forward = {"hsv": (color.rgb_to_hsv, cv2.COLOR_RGB2HSV), "hls": (color.rgb_to_hls, cv2.COLOR_RGB2HLS),
                "lab": (color.rgb_to_lab, cv2.COLOR_RGB2Lab)}[kind]
     converted = [cv2.cvtColor(im, forward[1]) for im in rgb]
-    return converted, forward[0](tensor).contiguous()
+    return converted, forward[0](tensor).contiguous(memory_format=LAYOUT)
 
 
 CLOCK = time.perf_counter
+# The memory layout of zrenie's and kornia's RGB inputs: NCHW planes, or with --channels-last the
+# (H, W, C) pixels OpenCV gets, as torch.from_numpy(hwc).permute(2, 0, 1) views an image it loaded.
+LAYOUT = torch.contiguous_format
 
 
 def _time(fn: Callable[[], object], sync: Callable[[], None] = lambda: None) -> float:
@@ -260,7 +265,11 @@ def main() -> None:
                         help="seconds: a kornia op that would take longer than this per run is reported as 'slow'")
     parser.add_argument("--no-gpu", action="store_true", help="skip the CUDA table even when a GPU is present")
     parser.add_argument("--gpu-only", action="store_true", help="skip the CPU table, run only the CUDA one")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="give zrenie and kornia channels_last tensors (OpenCV's (H, W, C) memory) instead of NCHW")
     args = parser.parse_args()
+    global LAYOUT
+    LAYOUT = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     global CLOCK
@@ -269,7 +278,8 @@ def main() -> None:
     kornia_ops = _kornia_ops()
     kornia_version = __import__("kornia").__version__ if kornia_ops else "not installed"
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, kornia {kornia_version}, {args.threads} thread(s), "
-          f"CPU; clock: {'thread CPU time' if cpu_clock else 'wall time'}, median of {args.repeats}\n")
+          f"CPU; clock: {'thread CPU time' if cpu_clock else 'wall time'}, median of {args.repeats}; zrenie's and "
+          f"kornia's RGB inputs {'channels_last' if args.channels_last else 'NCHW-contiguous'}\n")
     if not args.gpu_only:
         misses = cpu_table(args.ops, args.repeats, kornia_ops, args.kornia_limit)
         if not all(takes_backend(CASES[name][0]) for name in args.ops):

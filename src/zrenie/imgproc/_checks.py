@@ -18,8 +18,23 @@ F = TypeVar("F", bound=Callable[..., Tensor])
 RANGE_TOLERANCE = 1e-5
 
 
+def memory_view(image: Tensor) -> Tensor:
+    """The values of `image` as a 1-D view of its memory when it is dense (any dimension order), else `image`.
+
+    For reductions whose result does not depend on the order: torch.aminmax over a channels_last
+    tensor took 36 ms where the same memory as one row took 2.2 ms (64x3x256x256, one thread).
+    """
+    tensor = image.detach()
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(tensor.shape, tensor.stride()) if sz != 1):
+        if stride != expected:
+            return tensor
+        expected *= size
+    return tensor.as_strided((tensor.numel(),), (1,))
+
+
 def check_image(image: Tensor, channels: int | tuple[int, ...] | None = None, name: str = "image",
-                min_size: int | tuple[int, int] = 1, unit_range: bool = False) -> None:
+                min_size: int | tuple[int, int] = 1, unit_range: bool = False) -> tuple[float, float] | None:
     """Raises ShapeError unless `image` is a finite float `(C, H, W)` or `(B, C, H, W)` tensor.
 
     The range policy of every op: an op whose meaning depends on [0, 1] (colour spaces, adjustments,
@@ -33,6 +48,11 @@ def check_image(image: Tensor, channels: int | tuple[int, ...] | None = None, na
         name: how the error message calls the tensor.
         min_size: the smallest allowed (H, W), e.g. the kernel size of a filter.
         unit_range: also require values in [0, 1] (within `RANGE_TOLERANCE`).
+
+    Returns:
+        With `unit_range`, the (lowest, highest) value found (the one pass that checks the range also
+        finds them; ops skip a clamp they show to be a no-op), or (0.0, 0.0) for an empty tensor;
+        else None.
     """
     allowed = (channels,) if isinstance(channels, int) else channels
     c_text = "C" if allowed is None else "|".join(str(c) for c in allowed)
@@ -50,18 +70,23 @@ def check_image(image: Tensor, channels: int | tuple[int, ...] | None = None, na
     if image.shape[-2] < min_h or image.shape[-1] < min_w:
         raise ShapeError(f"{name}: expected at least {min_h}x{min_w} pixels (the kernel size), "
                          f"got shape {tuple(image.shape)}")
-    if unit_range and image.numel():
-        low, high = (float(v) for v in torch.aminmax(image.detach()))  # one pass; NaN propagates into both
+    if unit_range:
+        if not image.numel():
+            return 0.0, 0.0
+        # One pass, and a NaN propagates into both results: torch.aminmax takes 0.8-0.9 ms on a float32
+        # 1080p RGB frame (one thread), isfinite().all() plus min() and max() 16 ms.
+        low, high = (float(v) for v in torch.aminmax(memory_view(image)))
         if low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE:
-            return
+            return low, high
         if low == low and high == high and abs(low) != float("inf") and abs(high) != float("inf"):
             raise ShapeError(f"{name}: expected values in [0, 1], found {low:.4g} to {high:.4g} (clamp with "
                              f".clamp(0, 1); scale uint8 with .float() / 255)")
-    if image.numel() and not bool(torch.isfinite(image.detach().sum())):
+    if image.numel() and not bool(torch.isfinite(memory_view(image).sum())):
         # One reduction instead of an elementwise pass; a NaN or an inf always makes the sum
         # non-finite. Confirm element-wise, because huge finite values could overflow the sum.
         if not bool(torch.isfinite(image.detach()).all()):
             raise ShapeError(f"{name}: contains NaN or infinite values (shape {tuple(image.shape)})")
+    return None
 
 
 def batched(fn: F) -> F:

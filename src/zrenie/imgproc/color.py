@@ -19,13 +19,18 @@ line naming the channel and the range found.
 `backend=` (see `_backend.py`): "auto" runs OpenCV for a float32 (or half) CPU image that needs no
 gradient, "torch" always runs the PyTorch code below, "opencv" always OpenCV. The OpenCV path
 computes the PyTorch path's formulas, so the two agree to float32 rounding (1e-6, Lab 1e-4; the
-tests check each op). Where cv2.cvtColor uses other constants (its YCrCb, XYZ and Lab) or adds an
-epsilon (its HSV), the OpenCV path applies zrenie's formula with OpenCV's primitives instead
-(cv2.transform, cv2.pow, cv2.divide), each docstring says how. It is 2x to 5x faster than the
-PyTorch path on a CPU frame (benchmarks/imgproc.py).
+tests check each op). cv2.cvtColor runs where its result is the formula's: RGB to HSV and HLS on
+the image times 2^126, which removes the FLT_EPSILON it adds (`_GAIN`), HSV and HLS to RGB, and
+RGB to gray. Where it uses other constants (its YCrCb, XYZ and Lab) or another curve, the OpenCV
+path applies zrenie's formula with OpenCV's primitives instead (cv2.addWeighted on the planes,
+cv2.transform, cv2.log and cv2.exp for the powers), each docstring says how. On a planar (NCHW)
+CPU frame it is 2x to 6x faster than the PyTorch path (benchmarks/imgproc.py); what still
+separates it from cvtColor on (H, W, 3) pixels is in `_cvpixels.py`.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
@@ -36,10 +41,12 @@ from zrenie.imgproc._backend import cv2_module, use_opencv
 from zrenie.imgproc._blocks import pointwise_in_blocks
 from zrenie.imgproc._checks import batched, check_image
 from zrenie.imgproc._module import OpModule
+from zrenie.imgproc._cvpixels import (
+    affine, cv_ok, decode_srgb, encode_srgb, flat, interleaved, opencv_pixels, scale_add, where_above,
+)
 from zrenie.imgproc.color_extra import (  # the pieces color.py and color_extra.py share
-    _LAB_EPS, _RGB_TO_XYZ, _XYZ_TO_RGB, D65_WHITE, _check_ranges, _check_rgb, _cv_affine, _cv_decode_srgb,
-    _cv_encode_srgb, _cv_flat, _cv_ok, _cv_where_above, _decode_srgb, _encode_srgb, _lab_f, _lab_f_inv, _mix,
-    _opencv_pixels, _opencv_planes, _ycbcr_matrix,
+    _LAB_EPS, _RGB_TO_XYZ, _XYZ_TO_RGB, D65_WHITE, _check_ranges, _check_rgb, _decode_srgb, _encode_srgb, _lab_f,
+    _lab_f_inv, _mix, _ycbcr_matrix,
 )
 
 # Luma weights. BT.601 is what OpenCV, Pillow and torchvision use for "gray"; BT.709 is the HDTV
@@ -55,7 +62,9 @@ def rgb_to_grayscale(image: Tensor, standard: str = "bt601", backend: str = "aut
         image: Tensor[B, 3, H, W] in [0, 1].
         standard: "bt601" (0.299, 0.587, 0.114), as OpenCV and torchvision, or "bt709"
             (0.2126, 0.7152, 0.0722), as scikit-image's rgb2gray.
-        backend: "auto", "torch" or "opencv" (COLOR_RGB2GRAY's formula; BT.601 only).
+        backend: "auto", "torch" or "opencv" (COLOR_RGB2GRAY's formula; BT.601 only): cv2.cvtColor on
+            a channels_last image, which OpenCV reads in place; the same weights on the planes of an
+            NCHW one (no interleaving pass).
 
     Returns:
         Tensor[B, 1, H, W].
@@ -63,16 +72,16 @@ def rgb_to_grayscale(image: Tensor, standard: str = "bt601", backend: str = "aut
     _check_rgb(image)
     if standard not in LUMA_WEIGHTS:
         raise ShapeError(f"standard: expected one of {sorted(LUMA_WEIGHTS)}, got {standard!r}")
-    if use_opencv(image, backend, _cv_ok(image) and standard == "bt601"):
-        return _opencv_planes(image, 1, _cv_gray)
+    if use_opencv(image, backend, cv_ok(image) and standard == "bt601"):
+        pixels = interleaved(image)
+        if pixels is None:
+            return affine(image, [LUMA_WEIGHTS["bt601"]])
+        cv2 = cv2_module()
+        out = np.empty((image.shape[0], 1, *image.shape[2:]), np.float32)
+        for one, dst in zip(pixels, out):
+            cv2.cvtColor(one, cv2.COLOR_RGB2GRAY, dst=dst[0])
+        return torch.from_numpy(out).to(image.dtype)
     return _mix(image, LUMA_WEIGHTS[standard])
-
-
-def _cv_gray(rgb: list[np.ndarray], out: np.ndarray) -> None:
-    """COLOR_RGB2GRAY's float formula, bit for bit, on the planes: no interleaving pass (2x faster)."""
-    cv2 = cv2_module()
-    weights = LUMA_WEIGHTS["bt601"]
-    cv2.scaleAdd(rgb[2], weights[2], cv2.addWeighted(rgb[0], weights[0], rgb[1], weights[1], 0), dst=out[0])
 
 
 # Channel copies run PyTorch under "auto": on (B, C, H, W) planes a copy is one pass, and the
@@ -83,9 +92,9 @@ def _cv_gray(rgb: list[np.ndarray], out: np.ndarray) -> None:
 def grayscale_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
     """Tensor[B, 1, H, W] in [0, 1] -> Tensor[B, 3, H, W] by repeating the channel (COLOR_GRAY2RGB)."""
     check_image(image, channels=1, unit_range=True)
-    if backend != "auto" and use_opencv(image, backend, _cv_ok(image)):
+    if backend != "auto" and use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
-        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_GRAY2RGB))
+        return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_GRAY2RGB, dst=dst))
     return image.expand(-1, 3, -1, -1).contiguous()
 
 
@@ -93,9 +102,9 @@ def grayscale_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
 def rgb_to_bgr(image: Tensor, backend: str = "auto") -> Tensor:
     """Tensor[B, 3, H, W] in [0, 1] with the channel order reversed (OpenCV's native order, COLOR_RGB2BGR)."""
     _check_rgb(image)
-    if backend != "auto" and use_opencv(image, backend, _cv_ok(image)):
+    if backend != "auto" and use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
-        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_RGB2BGR))
+        return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_RGB2BGR, dst=dst))
     return image.flip(-3)
 
 
@@ -125,42 +134,56 @@ _TINY = float(np.finfo(np.float32).tiny)
 _BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
 
 
-def _cv_hue(hls: np.ndarray) -> None:
-    """OpenCV's HLS hue in degrees -> turns in [0, 1), in place (OpenCV's h + 360 can round to 360)."""
-    cv2 = cv2_module()
-    cv2.multiply(hls, 1 / 360, dst=hls)
-    cv2.threshold(hls, _BELOW_ONE, 0, cv2.THRESH_TOZERO_INV, dst=hls)
+# OpenCV's float RGB2HSV computes S = delta / (V + eps) and H = 60 (g - b) / (delta + eps) with
+# eps = FLT_EPSILON (off by up to 2e-3 on dark pixels), and RGB2HLS counts a pixel whose channels
+# differ by at most FLT_EPSILON as gray (hue 0). Both are exact on the image times 2^126: H and S
+# do not change with the scale, and next to delta * 2^126 the epsilon vanishes for every pixel whose
+# largest channel is above ~1e-36 (where float32 turns denormal). A power of two scales exactly, and
+# [0, 1 + 1e-5] * 2^126 (and the sum of two such values, in HLS) stays below float32's maximum.
+_GAIN = 2.0**126
 
 
-def _cv_hsv_finish(out: np.ndarray, rgb: list[np.ndarray]) -> None:
-    """RGB2HLS output -> the PyTorch path's HSV, in place: H from OpenCV, S and V from the planes.
+def _cv_gained(code: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """cv2.cvtColor(block * 2^126, code), scaling the merge buffer in place."""
 
-    OpenCV's float RGB2HSV computes S = delta / (V + eps) and H = 60 (g - b) / (delta + eps) with
-    eps = FLT_EPSILON, off by up to 2e-3 on dark pixels; its HLS hue has no eps (it counts a pixel
-    whose channels differ by at most FLT_EPSILON as gray, hue 0).
-    """
-    cv2 = cv2_module()
+    def convert(block: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        cv2 = cv2_module()
+        scale_add(flat(block), _GAIN, 0, dst=flat(block))
+        return cv2.cvtColor(block, code, dst=dst)
+
+    return convert
+
+
+def _cv_hue(hue: np.ndarray) -> None:
+    """OpenCV's hue in degrees -> turns in [0, 1), in place (OpenCV's h + 360 can round to 360)."""
+    scale_add(hue, 1 / 360, 0, dst=hue)
+    cv2_module().threshold(hue, _BELOW_ONE, 0, cv2_module().THRESH_TOZERO_INV, dst=hue)
+
+
+def _cv_hsv_finish(out: np.ndarray, _: list[np.ndarray]) -> None:
+    """RGB2HSV of the image times 2^126 -> the PyTorch path's HSV, in place: H in turns, V unscaled."""
     _cv_hue(out[0])
-    high = cv2.max(cv2.max(rgb[0], rgb[1]), rgb[2], dst=out[2])
-    low = cv2.min(cv2.min(rgb[0], rgb[1]), rgb[2])
-    cv2.divide(cv2.subtract(high, low), cv2.max(high, _TINY), dst=out[1])
+    scale_add(out[2], 1 / _GAIN, 0, dst=out[2])
 
 
 def _cv_hls_finish(out: np.ndarray, rgb: list[np.ndarray]) -> None:
-    """RGB2HLS output -> the PyTorch path's HLS, in place: S recomputed as `_rgb_to_hls` does.
+    """RGB2HLS of the image times 2^126 -> the PyTorch path's HLS, in place: S recomputed as `_rgb_to_hls`.
 
-    OpenCV computes 2 - max - min for S, which loses 5 digits near white (S up to 3e-5 off).
+    OpenCV's S of the scaled image is meaningless (it takes L > 0.5); unscaled, it computes 2 - max - min,
+    which loses 5 digits near white (S up to 3e-5 off).
     """
     cv2 = cv2_module()
     _cv_hue(out[0])
+    scale_add(out[1], 1 / _GAIN, 0, dst=out[1])
     high = cv2.max(cv2.max(rgb[0], rgb[1]), rgb[2])
     low = cv2.min(cv2.min(rgb[0], rgb[1]), rgb[2])
-    denominator = cv2.min(cv2.add(high, low), cv2.add(1 - high, 1 - low))  # sum for L <= 0.5, 2 - sum above
-    cv2.divide(cv2.subtract(high, low), cv2.max(denominator, _TINY), dst=out[2])
+    # The sum for L <= 0.5, (1 - max) + (1 - min) above: 2 - sum would lose the digits again.
+    denominator = cv2.min(cv2.add(high, low), cv2.add(scale_add(high, -1, 1), scale_add(low, -1, 1)))
+    cv2.divide(cv2.subtract(high, low), cv2.max(denominator, _TINY, dst=denominator), dst=out[2])
 
 
 def _cv_hue_to_degrees(planes: list[np.ndarray]) -> list[np.ndarray]:
-    return [planes[0] * np.float32(360), *planes[1:]]
+    return [scale_add(planes[0], 360, 0), *planes[1:]]
 
 
 def _rgb_to_hsv(image: Tensor) -> Tensor:
@@ -208,15 +231,14 @@ def rgb_to_hsv(image: Tensor, backend: str = "auto") -> Tensor:
 
     Args:
         image: Tensor[B, 3, H, W] in [0, 1].
-        backend: "auto", "torch" or "opencv" (COLOR_RGB2HLS for H, see `_cv_hsv_finish`).
+        backend: "auto", "torch" or "opencv" (COLOR_RGB2HSV of the image times 2^126, see `_GAIN`).
 
     Returns:
         Tensor[B, 3, H, W] (H, S, V), H < 1; multiply H by 360 to get OpenCV's float convention.
     """
     _check_rgb(image)
-    if use_opencv(image, backend, _cv_ok(image)):
-        cv2 = cv2_module()
-        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_RGB2HLS), finish=_cv_hsv_finish)
+    if use_opencv(image, backend, cv_ok(image)):
+        return opencv_pixels(image, _cv_gained(cv2_module().COLOR_RGB2HSV), finish=_cv_hsv_finish)
     return pointwise_in_blocks(_rgb_to_hsv, image)
 
 
@@ -232,9 +254,10 @@ def hsv_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
         Tensor[B, 3, H, W] in [0, 1].
     """
     _check_ranges(image, _HSV)
-    if use_opencv(image, backend, _cv_ok(image)):
+    if use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
-        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_HSV2RGB), prepare=_cv_hue_to_degrees)
+        return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_HSV2RGB, dst=dst),
+                             prepare=_cv_hue_to_degrees)
     return pointwise_in_blocks(_hsv_to_rgb, image)
 
 
@@ -244,15 +267,15 @@ def rgb_to_hls(image: Tensor, backend: str = "auto") -> Tensor:
 
     Args:
         image: Tensor[B, 3, H, W] in [0, 1].
-        backend: "auto", "torch" or "opencv" (COLOR_RGB2HLS, S recomputed, see `_cv_hls_finish`).
+        backend: "auto", "torch" or "opencv" (COLOR_RGB2HLS of the image times 2^126, S recomputed, see
+            `_GAIN` and `_cv_hls_finish`).
 
     Returns:
         Tensor[B, 3, H, W] (H, L, S), H < 1; multiply H by 360 to get OpenCV's float convention.
     """
     _check_rgb(image)
-    if use_opencv(image, backend, _cv_ok(image)):
-        cv2 = cv2_module()
-        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_RGB2HLS), finish=_cv_hls_finish)
+    if use_opencv(image, backend, cv_ok(image)):
+        return opencv_pixels(image, _cv_gained(cv2_module().COLOR_RGB2HLS), finish=_cv_hls_finish)
     return pointwise_in_blocks(_rgb_to_hls, image)
 
 
@@ -268,9 +291,10 @@ def hls_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
         Tensor[B, 3, H, W] in [0, 1].
     """
     _check_ranges(image, _HLS)
-    if use_opencv(image, backend, _cv_ok(image)):
+    if use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
-        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_HLS2RGB), prepare=_cv_hue_to_degrees)
+        return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_HLS2RGB, dst=dst),
+                             prepare=_cv_hue_to_degrees)
     return pointwise_in_blocks(_hls_to_rgb, image)
 
 
@@ -302,15 +326,15 @@ def rgb_to_xyz(image: Tensor, backend: str = "auto") -> Tensor:
 
     Args:
         image: Tensor[B, 3, H, W] sRGB in [0, 1].
-        backend: "auto", "torch" or "opencv" (the curve with cv2.pow, then cv2.transform).
+        backend: "auto", "torch" or "opencv" (the curve with cv2.log and cv2.exp, then cv2.transform).
 
     Returns:
         Tensor[B, 3, H, W] (X, Y, Z).
     """
     _check_rgb(image)
-    if use_opencv(image, backend, _cv_ok(image)):
+    if use_opencv(image, backend, cv_ok(image)):
         matrix = np.array(_RGB_TO_XYZ)
-        return _opencv_pixels(image, lambda block: cv2_module().transform(_cv_decode_srgb(block), matrix))
+        return opencv_pixels(image, lambda block, dst: cv2_module().transform(decode_srgb(block), matrix, dst=dst))
     return pointwise_in_blocks(_rgb_to_xyz, image)
 
 
@@ -322,18 +346,18 @@ def xyz_to_rgb(image: Tensor, clip: bool = True, backend: str = "auto") -> Tenso
         image: Tensor[B, 3, H, W] (X, Y, Z), each >= 0.
         clip: clamp out-of-gamut colours to [0, 1], as scikit-image's xyz2rgb does.
         backend: "auto", "torch" or "opencv" (cv2.transform by the exact inverse matrix, where
-            COLOR_XYZ2RGB rounds it to 6 decimals, then the curve with cv2.pow).
+            COLOR_XYZ2RGB rounds it to 6 decimals, then the curve with cv2.log and cv2.exp).
 
     Returns:
         Tensor[B, 3, H, W] sRGB.
     """
     _check_ranges(image, _XYZ)
-    if use_opencv(image, backend, _cv_ok(image)):
-        def convert(block: np.ndarray) -> np.ndarray:
-            rgb = _cv_encode_srgb(cv2_module().transform(block, _XYZ_TO_RGB))
+    if use_opencv(image, backend, cv_ok(image)):
+        def convert(block: np.ndarray, dst: np.ndarray) -> np.ndarray:
+            rgb = encode_srgb(cv2_module().transform(block, _XYZ_TO_RGB, dst=dst))
             return np.clip(rgb, 0, 1, out=rgb) if clip else rgb
 
-        return _opencv_pixels(image, convert)
+        return opencv_pixels(image, convert)
     return pointwise_in_blocks(_xyz_to_rgb, image, clip)
 
 
@@ -376,21 +400,24 @@ _F_TO_LAB = np.array([[0, 116, 0, -16], [500, -500, 0, 0], [0, 200, -200, 0]], d
 _LAB_TO_F = np.array([[1 / 116, 1 / 500, 0, 16 / 116], [1 / 116, 0, 0, 16 / 116], [1 / 116, 0, -1 / 200, 16 / 116]])
 
 
-def _cv_rgb_to_lab(block: np.ndarray) -> np.ndarray:
-    cv2 = cv2_module()
-    xyz = _cv_flat(cv2.transform(_cv_decode_srgb(block), np.array(_RGB_TO_XYZ) / np.array(D65_WHITE)[:, None]))
-    f = _cv_where_above(xyz, _LAB_EPS, np.cbrt(xyz), xyz * np.float32(1 / (3 * (6 / 29) ** 2)) + np.float32(4 / 29))
-    return cv2.transform(f.reshape(block.shape), _F_TO_LAB)
+_XYZ_TO_WHITE = np.array(_RGB_TO_XYZ) / np.array(D65_WHITE)[:, None]
 
 
-def _cv_lab_to_rgb(block: np.ndarray, clip: bool) -> np.ndarray:
+def _cv_rgb_to_lab(block: np.ndarray, dst: np.ndarray) -> np.ndarray:
     cv2 = cv2_module()
-    f3 = cv2.transform(block, _LAB_TO_F)
+    xyz = flat(cv2.transform(decode_srgb(block), _XYZ_TO_WHITE, dst=dst))
+    f = where_above(xyz, _LAB_EPS, np.cbrt(xyz), scale_add(xyz, 1 / (3 * (6 / 29) ** 2), 4 / 29))
+    return cv2.transform(f.reshape(block.shape), _F_TO_LAB, dst=dst)
+
+
+def _cv_lab_to_rgb(block: np.ndarray, dst: np.ndarray, clip: bool) -> np.ndarray:
+    cv2 = cv2_module()
+    f3 = cv2.transform(block, _LAB_TO_F, dst=dst)
     np.maximum(f3[..., 2], 0, out=f3[..., 2])  # f(z) below 0 is out of gamut: 0, as scikit-image's lab2xyz
-    f = _cv_flat(f3)
-    linear = (f - np.float32(4 / 29)) * np.float32(3 * (6 / 29) ** 2)
-    xyz = _cv_where_above(f, 6 / 29, f * f * f, linear).reshape(block.shape)
-    rgb = _cv_encode_srgb(cv2.transform(xyz, _XYZ_TO_RGB * np.array(D65_WHITE)))
+    f = flat(f3)
+    linear = scale_add(f, 3 * (6 / 29) ** 2, -4 / 29 * 3 * (6 / 29) ** 2)
+    xyz = where_above(f, 6 / 29, cv2.pow(f, 3), linear).reshape(block.shape)
+    rgb = encode_srgb(cv2.transform(xyz, _XYZ_TO_RGB * np.array(D65_WHITE), dst=dst))
     return np.clip(rgb, 0, 1, out=rgb) if clip else rgb
 
 
@@ -401,7 +428,7 @@ def rgb_to_lab(image: Tensor, backend: str = "auto") -> Tensor:
     The white point is CIE's published D65 (0.95047, 1, 1.08883), as in scikit-image; OpenCV's
     float path uses (0.950456, 1, 1.088754) and a spline for the sRGB curve, which moves L*a*b* by
     < 0.5 units on real photos. So the OpenCV path does not call COLOR_RGB2Lab: it applies zrenie's
-    constants with cv2.pow, cv2.transform and np.cbrt, agreeing with the PyTorch path to 1e-4.
+    constants with cv2.log/cv2.exp, cv2.transform and np.cbrt, agreeing with the PyTorch path to 1e-4.
 
     Args:
         image: Tensor[B, 3, H, W] sRGB in [0, 1].
@@ -411,8 +438,8 @@ def rgb_to_lab(image: Tensor, backend: str = "auto") -> Tensor:
         Tensor[B, 3, H, W]: L in [0, 100], a and b roughly in [-128, 127] (OpenCV's float path).
     """
     _check_rgb(image)
-    if use_opencv(image, backend, _cv_ok(image)):
-        return _opencv_pixels(image, _cv_rgb_to_lab)
+    if use_opencv(image, backend, cv_ok(image)):
+        return opencv_pixels(image, _cv_rgb_to_lab)
     return pointwise_in_blocks(_rgb_to_lab, image)
 
 
@@ -429,8 +456,8 @@ def lab_to_rgb(image: Tensor, clip: bool = True, backend: str = "auto") -> Tenso
         Tensor[B, 3, H, W] sRGB.
     """
     _check_ranges(image, _LAB)
-    if use_opencv(image, backend, _cv_ok(image)):
-        return _opencv_pixels(image, lambda block: _cv_lab_to_rgb(block, clip))
+    if use_opencv(image, backend, cv_ok(image)):
+        return opencv_pixels(image, lambda block, dst: _cv_lab_to_rgb(block, dst, clip))
     return pointwise_in_blocks(_lab_to_rgb, image, clip)
 
 
@@ -452,8 +479,8 @@ def rgb_to_ycbcr(image: Tensor, color_range: str = "full", backend: str = "auto"
     """
     _check_rgb(image)
     matrix, offset = _ycbcr_matrix(color_range)
-    if use_opencv(image, backend, _cv_ok(image)):
-        return _cv_affine(image, matrix, offset)
+    if use_opencv(image, backend, cv_ok(image)):
+        return affine(image, matrix, offset)
     # Blocks: a batched 3x3 matmul over 64 images of 256x256 is ~4x slower than over one image.
     return pointwise_in_blocks(_mix, image, matrix, offset)
 
@@ -476,8 +503,8 @@ def ycbcr_to_rgb(image: Tensor, color_range: str = "full", backend: str = "auto"
     _check_ranges(image, _YCBCR)
     matrix, offset = _ycbcr_matrix(color_range)
     inverse = torch.linalg.inv(matrix)
-    if use_opencv(image, backend, _cv_ok(image)):
-        return _cv_affine(image, inverse, -(inverse @ offset))
+    if use_opencv(image, backend, cv_ok(image)):
+        return affine(image, inverse, -(inverse @ offset))
     return pointwise_in_blocks(_mix, image, inverse, -(inverse @ offset))
 
 

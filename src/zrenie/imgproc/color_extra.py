@@ -1,14 +1,12 @@
 """More colour spaces (Luv, analog YUV, YUV 4:2:0, RGBA, Bayer demosaicing) and what every conversion shares.
 
-The shared pieces come first: the sRGB curve, the XYZ matrix, the range checks of the inverse
-conversions and `_opencv_pixels`, the block loop of every OpenCV path; `color.py` imports them.
+The shared pieces come first: the sRGB curve, the XYZ matrix and the range checks of the inverse
+conversions; `color.py` imports them. The OpenCV block loops of both modules are in `_cvpixels.py`.
 Conventions are those of `color.py`: float images in [0, 1], (B, C, H, W) or (C, H, W), and
 `backend="auto" | "torch" | "opencv"` where OpenCV has the conversion for float images.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +15,7 @@ from torch import Tensor
 
 from zrenie.errors import ShapeError
 from zrenie.imgproc._backend import cv2_module, use_opencv
+from zrenie.imgproc._cvpixels import affine, cv_ok, opencv_pixels
 from zrenie.imgproc._blocks import pointwise_in_blocks
 from zrenie.imgproc._checks import RANGE_TOLERANCE, batched, check_image
 from zrenie.imgproc._module import OpModule
@@ -25,11 +24,6 @@ from zrenie.imgproc._module import OpModule
 _RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
 # CIE D65 2-degree white (X, Y, Z), the values scikit-image uses; OpenCV's differ in the 5th digit.
 D65_WHITE = (0.95047, 1.0, 1.08883)
-
-# Pixels per block of the OpenCV path: a block and its intermediates (~3 MB) stay in cache, and
-# smaller blocks cost more in Python calls than they save (1080p rgb_to_hsv: 2^14 px 5.9 ms, 2^16 4.6).
-_CV_BLOCK_PIXELS = 1 << 16
-_CV_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # cvtColor has no float64 path
 
 
 def _mix(image: Tensor, matrix, offset=None) -> Tensor:
@@ -49,8 +43,9 @@ def _mix(image: Tensor, matrix, offset=None) -> Tensor:
     return out.view(batch, weight.shape[0], height, width)  # the count, not -1: B may be 0
 
 
-def _check_rgb(image: Tensor, name: str = "image") -> None:
-    check_image(image, channels=3, name=name, unit_range=True)
+def _check_rgb(image: Tensor, name: str = "image") -> tuple[float, float]:
+    """check_image for an RGB image in [0, 1]; returns the (lowest, highest) value found."""
+    return check_image(image, channels=3, name=name, unit_range=True)  # type: ignore[return-value]
 
 
 def _check_ranges(image: Tensor, bounds: tuple[tuple[str, float, float], ...], name: str = "image") -> None:
@@ -80,80 +75,6 @@ def _check_ranges(image: Tensor, bounds: tuple[tuple[str, float, float], ...], n
                              f"found {found_low:.4g} to {found_high:.4g}")
 
 
-def _cv_ok(image: Tensor) -> bool:
-    return image.dtype in _CV_DTYPES
-
-
-def _opencv_planes(image: Tensor, out_channels: int, run: Callable[[list[np.ndarray], np.ndarray], None]) -> Tensor:
-    """Runs OpenCV code on Tensor[B, C, H, W] block by block of rows, so every pass stays in cache.
-
-    Args:
-        image: Tensor[B, C, H, W] on the CPU, NCHW or channels_last; half and bfloat16 run in float32.
-        out_channels: the channels of the result.
-        run: `run(planes, out)` on each block: the C input planes, each a float32 (rows, W) array,
-            and the (out_channels, rows, W) output view to fill.
-
-    Returns:
-        Tensor[B, out_channels, H, W] of the input's dtype, NCHW-contiguous.
-    """
-    source = image.detach().float()
-    batch, channels, height, width = source.shape
-    # numpy's allocator asks for transparent huge pages: first-touch page faults of a 50 MB output
-    # took 25 ms with torch.empty (more than the conversion), 6 ms with numpy.empty.
-    planes_out = np.empty((batch, out_channels, height, width), np.float32)
-    interleaved = channels > 1 and not source.is_contiguous() and source.is_contiguous(
-        memory_format=torch.channels_last)
-    pixels = source.permute(0, 2, 3, 1).numpy() if interleaved else source.contiguous().numpy()
-    rows = max(1, _CV_BLOCK_PIXELS // width)
-    for index in range(batch):
-        for top in range(0, height, rows):
-            band = slice(top, top + rows)
-            if interleaved:
-                planes = list(cv2_module().split(pixels[index, band]))
-            else:
-                planes = [pixels[index, c, band] for c in range(channels)]
-            run(planes, planes_out[index, :, band])
-    out = torch.from_numpy(planes_out)
-    return out if image.dtype == torch.float32 else out.to(image.dtype)
-
-
-def _opencv_pixels(image: Tensor, convert: Callable[[np.ndarray], np.ndarray], out_channels: int = 3,
-                   prepare: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
-                   finish: Callable[[np.ndarray, list[np.ndarray]], None] | None = None) -> Tensor:
-    """A per-pixel OpenCV conversion of Tensor[B, C, H, W] on interleaved (H, W, C) pixels.
-
-    OpenCV takes (H, W, C) pixels, a tensor holds (C, H, W) planes: transposing whole images costs two
-    strided copies (~15 ms each on a 1080p frame, 10x the conversion). Instead each block of rows is
-    interleaved with cv2.merge, converted, and split by cv2.split straight into the output planes while
-    it is in cache.
-
-    Args:
-        image: Tensor[B, C, H, W] on the CPU.
-        convert: the OpenCV call on one float32 block, (rows, W, C) or (rows, W) when C = 1; returns
-            (rows, W, out_channels), or (rows, W) when out_channels = 1.
-        out_channels: the channels of the result.
-        prepare: maps the block's C input planes, each (rows, W), to the planes to interleave.
-        finish: `finish(out, planes)` fixes the block's output planes in place, given as an
-            (out_channels, rows, W) array, with the block's input planes.
-    """
-    cv2 = cv2_module()
-
-    def run(planes: list[np.ndarray], out: np.ndarray) -> None:
-        ready = planes if prepare is None else prepare(planes)
-        result = convert(ready[0] if len(ready) == 1 else cv2.merge(ready))
-        if out_channels == 1:
-            out[0] = result.reshape(out.shape[1:])
-        else:
-            targets = list(out)
-            for part, plane in zip(cv2.split(result, targets), targets):
-                if not np.may_share_memory(part, plane):  # split writes in place; copy if it did not
-                    plane[...] = part
-        if finish is not None:
-            finish(out, planes)
-
-    return _opencv_planes(image, out_channels, run)
-
-
 def _decode_srgb(image: Tensor) -> Tensor:
     # The clamp keeps the unused branch of torch.where finite, so gradients stay finite too.
     curve = ((image.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4
@@ -163,31 +84,6 @@ def _decode_srgb(image: Tensor) -> Tensor:
 def _encode_srgb(image: Tensor) -> Tensor:
     curve = 1.055 * image.clamp_min(0.0031308) ** (1 / 2.4) - 0.055
     return torch.where(image > 0.0031308, curve, image * 12.92)
-
-
-def _cv_where_above(x: np.ndarray, threshold: float, above: np.ndarray, below: np.ndarray) -> np.ndarray:
-    """`np.where(x > threshold, above, below)` on 2-D float32 arrays, written into `below`; 3x faster."""
-    cv2 = cv2_module()
-    return cv2.copyTo(above, cv2.compare(x, threshold, cv2.CMP_GT), below)
-
-
-def _cv_flat(block: np.ndarray) -> np.ndarray:
-    """A (rows, W * C) view: OpenCV applies a scalar to every element of a one-channel array only."""
-    return block.reshape(block.shape[0], -1)
-
-
-def _cv_decode_srgb(block: np.ndarray) -> np.ndarray:
-    flat = _cv_flat(block)
-    curve = np.maximum(flat, np.float32(0.04045)) * np.float32(1 / 1.055) + np.float32(0.055 / 1.055)
-    curve = cv2_module().pow(curve, 2.4)
-    return _cv_where_above(flat, 0.04045, curve, flat * np.float32(1 / 12.92)).reshape(block.shape)
-
-
-def _cv_encode_srgb(block: np.ndarray) -> np.ndarray:
-    flat = _cv_flat(block)
-    curve = cv2_module().pow(np.maximum(flat, np.float32(0.0031308)), 1 / 2.4)
-    curve = curve * np.float32(1.055) - np.float32(0.055)
-    return _cv_where_above(flat, 0.0031308, curve, flat * np.float32(12.92)).reshape(block.shape)
 
 
 _XYZ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_XYZ))
@@ -217,12 +113,6 @@ def _ycbcr_matrix(color_range: str) -> tuple[Tensor, Tensor]:
         scale = torch.tensor([219.0, 224.0, 224.0], dtype=torch.float64).view(3, 1) / 255
         return full * scale, torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255
     raise ShapeError(f"color_range: expected 'full' or 'studio', got {color_range!r}")
-
-
-def _cv_affine(image: Tensor, matrix: Tensor, offset: Tensor) -> Tensor:
-    """`_mix(image, matrix, offset)` with cv2.transform on interleaved blocks."""
-    affine = torch.cat((matrix, offset.view(-1, 1)), 1).numpy()
-    return _opencv_pixels(image, lambda block: cv2_module().transform(block, affine), affine.shape[0])
 
 
 # ---------------------------------------------------------------------------------------------- Luv
@@ -316,8 +206,8 @@ def rgb_to_yuv(image: Tensor, backend: str = "auto") -> Tensor:
         Tensor[B, 3, H, W] (Y, U, V).
     """
     _check_rgb(image)
-    if use_opencv(image, backend, _cv_ok(image)):
-        return _cv_affine(image, _YUV_MATRIX, _YUV_OFFSET)
+    if use_opencv(image, backend, cv_ok(image)):
+        return affine(image, _YUV_MATRIX, _YUV_OFFSET)
     return pointwise_in_blocks(_mix, image, _YUV_MATRIX, _YUV_OFFSET)
 
 
@@ -337,8 +227,8 @@ def yuv_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
     """
     _check_ranges(image, _YUV)
     inverse = torch.linalg.inv(_YUV_MATRIX)
-    if use_opencv(image, backend, _cv_ok(image)):
-        return _cv_affine(image, inverse, -(inverse @ _YUV_OFFSET))
+    if use_opencv(image, backend, cv_ok(image)):
+        return affine(image, inverse, -(inverse @ _YUV_OFFSET))
     return pointwise_in_blocks(_mix, image, inverse, -(inverse @ _YUV_OFFSET))
 
 
@@ -429,13 +319,14 @@ def rgb_to_rgba(image: Tensor, alpha: float | Tensor = 1.0, backend: str = "auto
         return torch.cat((image, alpha.to(image).expand(batch, 1, height, width)), 1)
     if not 0 <= alpha <= 1:
         raise ShapeError(f"alpha: expected a number in [0, 1] or a tensor, got {alpha!r}")
-    if backend != "auto" and use_opencv(image, backend, _cv_ok(image)):
+    if backend != "auto" and use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
 
         def set_alpha(out: np.ndarray, _: list[np.ndarray]) -> None:
             out[3] = alpha
 
-        return _opencv_pixels(image, lambda block: cv2.cvtColor(block, cv2.COLOR_RGB2RGBA), 4, finish=set_alpha)
+        return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_RGB2RGBA, dst=dst), 4,
+                             finish=set_alpha)
     return torch.cat((image, image.new_full((batch, 1, height, width), alpha)), 1)
 
 

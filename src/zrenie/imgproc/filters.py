@@ -533,6 +533,11 @@ def unsharp_mask(image: Tensor, sigma: float = 1.0, amount: float = 1.0, thresho
     Returns:
         Tensor[B, C, H, W] in [0, 1].
     """
+    if threshold == 0 and isinstance(image, Tensor) and image.dim() == 4 and _linear_opencv(image, backend):
+        _check_sigma(sigma)  # blur, weighted sum and clip in one OpenCV pass per plane
+        check_image(image)
+        check_border(border)
+        return filters_cv.unsharp_mask(image, sigma, gaussian_kernel_size(sigma), amount, border)
     blurred = gaussian_blur(image, sigma, border=border, backend=backend)
     if not _needs_grad(image):  # the same sums in blurred's memory: 3 passes over it, not 6 over new tensors
         detail = torch.sub(image, blurred, out=blurred)

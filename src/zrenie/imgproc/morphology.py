@@ -30,7 +30,7 @@ from zrenie.imgproc._backend import cv2_module, per_image, use_opencv
 from zrenie.imgproc._blocks import blocks, wants_blocks
 from zrenie.imgproc._checks import batched, check_image, check_kernel_size
 from zrenie.imgproc._module import OpModule
-from zrenie.imgproc.filters_cv import border_index, pad  # noqa: F401  (border_index: histogram and tests read it here)
+from zrenie.imgproc.filters_cv import border_index, channels_last, pad  # noqa: F401  (border_index: histogram and tests read it here)
 
 SHAPES = ("rect", "ellipse", "cross")
 BORDERS = ("ignore", "reflect", "replicate", "constant")
@@ -162,6 +162,12 @@ def _opencv(name: str, image: Tensor, element: Tensor, border: str, iterations: 
         for plane, dst in zip(planes, outs):
             cv2.morphologyEx(plane, code, kernel, dst=dst, iterations=iterations, **extra)
         return torch.from_numpy(outs).view(image.shape).to(image.dtype)
+    pixels = channels_last(image)
+    if pixels is not None:  # (H, W, C) pixels where they lie, into a channels_last result
+        outs = np.empty_like(pixels)
+        for one, dst in zip(pixels, outs):
+            cv2.morphologyEx(one, code, kernel, dst=dst, iterations=iterations, **extra)
+        return torch.from_numpy(outs).permute(0, 3, 1, 2).to(image.dtype)
     return per_image(lambda one: cv2.morphologyEx(one, code, kernel, iterations=iterations, **extra), image)
 
 
