@@ -20,6 +20,7 @@ from zrenie.tasks.segment.metrics import SegmentationMetric, predictions
 from zrenie.tasks.segment.models_encoder import freeze_pretrained, load_segmentation_weights, pretrained_part
 from zrenie.tasks.segment.postprocess import POSTPROCESS
 from zrenie.tasks.segment.predict import MaskResult, prepare_batch
+from zrenie.tasks.segment.study import STUDY
 
 WORST_IMAGES = 16
 AUX_WEIGHT = 0.5  # auxiliary heads' share of the loss, as torchvision's reference segmentation training
@@ -98,6 +99,7 @@ class SegmentTask(Task):
     section = SegmentConfig
     target = "mask"
     monitor = ("val/miou", "max")
+    verbs = {"study": STUDY}
     aliases = {"loss": "segment.loss", "class_weights": "segment.class_weights",
                "ignore_index": "segment.ignore_index", "postprocess": "segment.postprocess"}
     defaults = {"data.name": "shapes", "model.name": "unet", "optim.name": "adamw", "optim.lr": 1e-3,
