@@ -168,3 +168,22 @@ def test_channels_last_batches_are_filtered_in_place(name):
     assert (ours - expected).abs().max() <= 1e-5
     # OpenCV's 3-channel loops sum in another order than its 1-channel ones: equal to float32 rounding.
     assert (ours - op(image, "opencv")).abs().max() <= 1e-6
+
+
+CONVERSIONS = {
+    "rgb_to_hsv": color.rgb_to_hsv, "rgb_to_hls": color.rgb_to_hls, "rgb_to_xyz": color.rgb_to_xyz,
+    "rgb_to_lab": color.rgb_to_lab, "rgb_to_ycbcr": color.rgb_to_ycbcr, "sepia": adjust.sepia,
+    "rgb_to_bgr": lambda x: color.rgb_to_bgr(x, backend="opencv"),
+    "hsv_to_rgb": lambda x: color.hsv_to_rgb(color.rgb_to_hsv(x, backend="torch").contiguous(
+        memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else
+        torch.contiguous_format)),
+}
+
+
+@pytest.mark.parametrize("name", CONVERSIONS)
+def test_conversions_read_channels_last_pixels_in_place(name):
+    op = CONVERSIONS[name]
+    image = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(14))
+    ours = op(image.contiguous(memory_format=torch.channels_last))
+    scale = 100 if name == "rgb_to_lab" else 1  # L*a*b* spans +-100: float32 rounding is 1e-5 there
+    assert (ours - op(image)).abs().max() <= 1e-6 * scale

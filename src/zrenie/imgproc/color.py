@@ -160,13 +160,13 @@ def _cv_hue(hue: np.ndarray) -> None:
     cv2_module().threshold(hue, _BELOW_ONE, 0, cv2_module().THRESH_TOZERO_INV, dst=hue)
 
 
-def _cv_hsv_finish(out: np.ndarray, _: list[np.ndarray]) -> None:
+def _cv_hsv_finish(out: np.ndarray, _: Callable[[], list[np.ndarray]]) -> None:
     """RGB2HSV of the image times 2^126 -> the PyTorch path's HSV, in place: H in turns, V unscaled."""
     _cv_hue(out[0])
     scale_add(out[2], 1 / _GAIN, 0, dst=out[2])
 
 
-def _cv_hls_finish(out: np.ndarray, rgb: list[np.ndarray]) -> None:
+def _cv_hls_finish(out: np.ndarray, planes: Callable[[], list[np.ndarray]]) -> None:
     """RGB2HLS of the image times 2^126 -> the PyTorch path's HLS, in place: S recomputed as `_rgb_to_hls`.
 
     OpenCV's S of the scaled image is meaningless (it takes L > 0.5); unscaled, it computes 2 - max - min,
@@ -175,15 +175,12 @@ def _cv_hls_finish(out: np.ndarray, rgb: list[np.ndarray]) -> None:
     cv2 = cv2_module()
     _cv_hue(out[0])
     scale_add(out[1], 1 / _GAIN, 0, dst=out[1])
+    rgb = planes()
     high = cv2.max(cv2.max(rgb[0], rgb[1]), rgb[2])
     low = cv2.min(cv2.min(rgb[0], rgb[1]), rgb[2])
     # The sum for L <= 0.5, (1 - max) + (1 - min) above: 2 - sum would lose the digits again.
     denominator = cv2.min(cv2.add(high, low), cv2.add(scale_add(high, -1, 1), scale_add(low, -1, 1)))
     cv2.divide(cv2.subtract(high, low), cv2.max(denominator, _TINY, dst=denominator), dst=out[2])
-
-
-def _cv_hue_to_degrees(planes: list[np.ndarray]) -> list[np.ndarray]:
-    return [scale_add(planes[0], 360, 0), *planes[1:]]
 
 
 def _rgb_to_hsv(image: Tensor) -> Tensor:
@@ -257,7 +254,7 @@ def hsv_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
     if use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
         return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_HSV2RGB, dst=dst),
-                             prepare=_cv_hue_to_degrees)
+                             scale=(360, 1, 1))
     return pointwise_in_blocks(_hsv_to_rgb, image)
 
 
@@ -294,7 +291,7 @@ def hls_to_rgb(image: Tensor, backend: str = "auto") -> Tensor:
     if use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
         return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_HLS2RGB, dst=dst),
-                             prepare=_cv_hue_to_degrees)
+                             scale=(360, 1, 1))
     return pointwise_in_blocks(_hls_to_rgb, image)
 
 

@@ -322,7 +322,7 @@ def rgb_to_rgba(image: Tensor, alpha: float | Tensor = 1.0, backend: str = "auto
     if backend != "auto" and use_opencv(image, backend, cv_ok(image)):
         cv2 = cv2_module()
 
-        def set_alpha(out: np.ndarray, _: list[np.ndarray]) -> None:
+        def set_alpha(out: np.ndarray, _: object) -> None:
             out[3] = alpha
 
         return opencv_pixels(image, lambda block, dst: cv2.cvtColor(block, cv2.COLOR_RGB2RGBA, dst=dst), 4,
