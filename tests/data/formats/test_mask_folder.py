@@ -123,3 +123,35 @@ def test_voc_seg_reads_palette_indices_keeps_255_as_ignore_and_tests_on_val(tmp_
     (root / "SegmentationClass" / "2008_000002.png").unlink()
     with pytest.raises(DataError, match="1 listed file\\(s\\) missing, e.g. .*2008_000002.png"):
         voc_seg(DataConfig(name="voc_seg", root=str(root)))
+
+
+def test_a_mask_without_an_image_and_two_files_of_one_name_are_one_line(tmp_path):
+    root = _write(tmp_path / "d", n=4)
+    (root / "images" / "case01.jpg").unlink()
+    with pytest.raises(DataError, match=r"mask .*case01.png has no image of the same name"):
+        mask_folder(DataConfig(name="mask_folder", root=str(root)))
+    root = _write(tmp_path / "e", n=4)
+    Image.new("RGB", (24, 20)).save(root / "images" / "case00.jpg")  # beside case00.png
+    with pytest.raises(DataError, match=r"case00.jpg and .*case00.png share the name 'case00'"):
+        mask_folder(DataConfig(name="mask_folder", root=str(root)))
+
+
+def test_0_255_masks_with_more_classes_listed_keep_255_as_ignore(tmp_path):
+    root = _write(tmp_path / "f", n=6, values=(0, 255))
+    (root / "classes.txt").write_text("background\ncat\ndog\n")
+    splits = mask_folder(DataConfig(name="mask_folder", root=str(root), size=16, val_fraction=0.0))
+    assert splits.classes == ["background", "cat", "dog"]
+    image_path, mask_path = splits.train.pairs[0]
+    values = set(torch.unique(splits.train[0][1].as_subclass(torch.Tensor)).tolist())
+    assert values == set(np.unique(np.array(Image.open(mask_path))).tolist()) == {0, 255}
+
+
+def test_voc_seg_mask_value_outside_the_classes_is_one_line_naming_the_file(tmp_path):
+    from zrenie.data.formats.mask_folder import voc_seg
+
+    root = tmp_path / "VOC2012"
+    _write_voc(root, [f"2007_{i:06d}" for i in range(4)], ["2008_000001"])
+    Image.fromarray(np.full((12, 16), 40, np.uint8)).save(root / "SegmentationClass" / "2008_000001.png")
+    splits = voc_seg(DataConfig(name="voc_seg", root=str(root), size=16))
+    with pytest.raises(DataError, match=r"mask .*2008_000001.png: value 40 is outside the 21 classes"):
+        splits.test[0]

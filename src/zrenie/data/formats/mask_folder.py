@@ -9,7 +9,8 @@ Two layouts are read:
 A mask is a single-channel PNG (or any format Pillow reads) of class indices at its image's size;
 palette PNGs are read as their indices. Values: 0 is the background; `segment.ignore_index` (255)
 marks pixels that count nowhere. Binary masks saved as 0/255 (ISIC, PH2 exports) are read as 0/1
-when every mask of the dataset holds only those two values. Class names come from `root/classes.txt`
+when every mask of the dataset holds only those two values and `root/classes.txt`, if there is one, names at
+most two classes (with more, 255 is the ignore value). Class names come from `root/classes.txt`
 (one per line, the background first) when it exists, else "background", "class_1", ...
 
 An image without a mask, a mask without an image, a mask whose size differs from its image and a
@@ -37,6 +38,7 @@ from zrenie.registry import DATASETS
 
 LAYOUT = "root/images/ + root/masks/ with matching stems, or root/train/{images,masks}/ with optional val/ and test/"
 BINARY_SAVED_AS = 255  # 0/255 masks: the object saved at full brightness
+IGNORE_VALUE = 255  # pixels counted nowhere (segment.ignore_index's default; VOC's object borders)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -87,6 +89,11 @@ class MaskFileDataset(Dataset):
                             f"{image.shape[-1]}x{image.shape[-2]}")
         if self.binary_255:
             mask = (mask == BINARY_SAVED_AS).astype(np.uint8)
+        elif mask.max(initial=0) >= len(self.classes):
+            bad = int(mask[(mask >= len(self.classes)) & (mask != IGNORE_VALUE)].max(initial=0))
+            if bad:
+                raise DataError(f"mask {mask_path}: value {bad} is outside the {len(self.classes)} classes "
+                                f"and is not the ignore value {IGNORE_VALUE}")
         target = tv_tensors.Mask(torch.from_numpy(mask).long())
         if self.transform is not None:
             return self.transform(image, target)
@@ -98,14 +105,28 @@ class MaskFileDataset(Dataset):
         return out
 
 
+def _by_stem(folder: Path) -> dict[str, Path]:
+    """The image files of a folder by stem; two files of one stem (a.png and a.jpg) are a DataError."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if path.stem in found:
+            raise DataError(f"{found[path.stem]} and {path} share the name {path.stem!r}: keep one of them")
+        found[path.stem] = path
+    return found
+
+
 def _pairs(folder: Path, strict: bool) -> list[tuple[str, str]]:
     """(image, mask) paths of `folder/images` and `folder/masks`, matched by stem, sorted."""
     images_dir, masks_dir = folder / "images", folder / "masks"
     for needed in (images_dir, masks_dir):
         if not needed.is_dir():
             raise DataError(f"dataset 'mask_folder': {needed} is not a folder (expected layout: {LAYOUT})")
-    images = {p.stem: p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS}
-    masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS}
+    images, masks = _by_stem(images_dir), _by_stem(masks_dir)
+    widows = sorted(set(masks) - set(images))
+    if widows:
+        raise DataError(f"mask {masks[widows[0]]} has no image of the same name in {images_dir}")
     orphans = sorted(set(images) - set(masks))
     if orphans and strict:
         raise DataError(f"image {images[orphans[0]]} has no mask in {masks_dir} (data.strict=true)")
@@ -120,11 +141,11 @@ def _pairs(folder: Path, strict: bool) -> list[tuple[str, str]]:
 
 def _classes(root: Path, values: set[int], ignore: int) -> tuple[list[str], bool]:
     """Class names and whether masks are 0/255 binary ones; a value outside the classes is a DataError."""
-    binary_255 = values <= {0, BINARY_SAVED_AS} and BINARY_SAVED_AS in values
     listed = root / "classes.txt"
-    if listed.is_file():
-        names = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
-    else:
+    names = [line.strip() for line in listed.read_text().splitlines() if line.strip()] if listed.is_file() else []
+    # 0/255 masks are binary ones unless classes.txt names more classes (then 255 is ignore_index)
+    binary_255 = values <= {0, BINARY_SAVED_AS} and BINARY_SAVED_AS in values and len(names) <= 2
+    if not names:
         top = 1 if binary_255 else max((v for v in values if v != ignore), default=1)
         names = ["background", *(f"class_{k}" for k in range(1, top + 1))]
     if binary_255:
