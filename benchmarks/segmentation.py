@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import segmentation
 
+import architectures  # benchmarks/ is the script's folder, first on sys.path
 import zrenie
 from zrenie.errors import ZrenieError
 
@@ -49,26 +49,8 @@ def segmentation_loss(output: Tensor | tuple | dict, target: Tensor) -> Tensor:
 
 
 def images_per_s(model: nn.Module, x: Tensor, y: Tensor, steps: int) -> float:
-    """Training images per second: two warm-up steps, then `steps` timed ones (SGD with momentum)."""
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    model.train()
-
-    def step() -> None:
-        loss = segmentation_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()  # warm-up: allocator, cuDNN algorithm choice
-    step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    return steps * len(x) / (time.perf_counter() - start)
+    """Training images per second, timed as `benchmarks/architectures.py` times classifiers."""
+    return architectures.images_per_s(model, x, y, steps, loss_fn=segmentation_loss)
 
 
 def interleaved(ours: nn.Module, ref: nn.Module, x: Tensor, y: Tensor, steps: int,
