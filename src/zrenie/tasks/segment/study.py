@@ -4,9 +4,10 @@
 
 Each combination is an ordinary training run in `OUT/<model>-<loss>/`; every other `key=value` applies to all
 of them (`epochs=`, `data.size=`, `out=` ...), and the study sets `deterministic=true` and `seed=0` unless told
-otherwise, so the same command gives the same table. The study writes `OUT/study.csv` and `OUT/study.md` (test
-mIoU, Dice and pixel accuracy, epochs, seconds per epoch) and `OUT/study.html`: the validation curves of all runs
-in one plot, then per combination its learning curves and its predictions on the same test images.
+otherwise, so the same command gives the same table (at the same `threads=`: reductions split by thread count).
+The study writes `OUT/study.csv` and `OUT/study.md` (test mIoU, Dice and pixel accuracy, epochs, median seconds
+per epoch) and `OUT/study.html`: the validation curves of all runs in one plot, then per combination its learning
+curves and its predictions on the same test images.
 
 A combination whose run finished (`results.json`) is read back instead of retrained, and one stopped after a
 checkpoint is resumed from its `last.pt`, so an interrupted study continues where it stopped; either must have
@@ -179,8 +180,10 @@ def run_study(models: Sequence[str], losses: Sequence[str], train: Callable[...,
 
 
 def study_row(run_dir: Path, model: str, loss: str) -> dict[str, Any]:
-    """One line of the table: a finished run's test scores, its epochs and their mean wall time."""
+    """One line of the table: a finished run's test scores, its epochs and their median wall time (the first
+    epoch's warm-up and a busy machine's stalls move a mean, not the median)."""
     import json
+    import statistics
 
     from zrenie.report.compare import RESULTS_FILE
     from zrenie.report.plots import read_epochs
@@ -189,7 +192,7 @@ def study_row(run_dir: Path, model: str, loss: str) -> dict[str, Any]:
     epochs = read_epochs(run_dir / "metrics.csv")
     times = [e["time"] for e in epochs if "time" in e]
     return {"model": model, "loss": loss, "miou": test["miou"], "dice": test["dice"], "pixel_acc": test["pixel_acc"],
-            "epochs": len(epochs), "s/epoch": sum(times) / len(times) if times else None}
+            "epochs": len(epochs), "s/epoch": statistics.median(times) if times else None}
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -253,11 +256,13 @@ def write_study_page(out: Path, cfg: TrainConfig, rows: list[dict[str, Any]], ru
     plot_runs(run_dirs, out / ALL_CURVES_PNG, metrics=("miou", "dice"))
     settings = {"data": cfg.data.name, "image size": cfg.data.size or splits.image_size, "epochs": cfg.epochs,
                 "batch size": cfg.data.batch_size, "optimiser": f"{cfg.optim.name}, lr {cfg.optim.lr}",
-                "seed": cfg.seed, "deterministic": cfg.deterministic,
+                "model width": cfg.model.width or "each model's own", "model options": cfg.model.kwargs or "none",
+                "seed": cfg.seed, "deterministic": cfg.deterministic, "CPU threads": cfg.threads or "torch's default",
                 "train / val / test images": f"{len(splits.train)} / {len(splits.val)} / {len(splits.test)}"}
     sections = [Section("Settings (the same for every run)", table=settings),
                 Section("Test scores", table=rows, text="mIoU, Dice (of the object classes) and pixel accuracy of "
-                        "each run's best.pt on the test split; s/epoch is training and validation wall time."),
+                        "each run's best.pt on the test split; s/epoch is the median wall time of an epoch (training "
+                        "and validation)."),
                 Section("Validation curves of every run", images=[ALL_CURVES_PNG])]
     sections += [Section(f"{row['model']} + {row['loss']}", images=[f"{d.name}/{png}" for png in RUN_PNGS],
                          text=f"test mIoU {row['miou']:.4f}, Dice {row['dice']:.4f}; run folder {d.name}/ (its "
