@@ -48,6 +48,9 @@ def test_segnet_matches_its_layout_and_the_papers_size():
     assert n_params(model) == expected
     biases = sum(b for _, b in enc + dec)
     assert (n_params(model) + biases) / 29.5e6 == pytest.approx(1, abs=0.005)
+    narrow = [(a if a == 3 else a // 8, b // 8) for a, b in enc + dec]  # width=8: every block at 1/8
+    assert n_params(on_meta("segnet", num_classes=11, width=8)) == (
+        sum(conv(a, b) for a, b in narrow) + conv(8, 11, bias=True, bn=False))
 
 
 @pytest.mark.parametrize("name, skips", [("fcn32s", ()), ("fcn16s", (512,)), ("fcn8s", (512, 256))])

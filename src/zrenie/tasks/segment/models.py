@@ -103,20 +103,23 @@ class SegNet(nn.Module):
     Args:
         num_classes: output channels.
         in_channels: input channels.
+        width: channels of the first block (the paper's 64); every block scales with it, so that the
+            five-loss study can train SegNet on the same budget as narrow U-Nets.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 3):
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 64):
         super().__init__()
+        blocks = tuple(tuple(max(1, w * width // 64) for w in block) for block in SEGNET_BLOCKS)
         enc, c = [], in_channels
-        for block in SEGNET_BLOCKS:
+        for block in blocks:
             enc.append(nn.Sequential(*[ConvBNAct(c if i == 0 else w, w, 3) for i, w in enumerate(block)]))
             c = block[-1]
         self.encoder = nn.ModuleList(enc)
         dec = []
-        for k in reversed(range(len(SEGNET_BLOCKS))):  # the mirror image: the last layer narrows to the level above
-            c = SEGNET_BLOCKS[k][-1]
-            layers: list[nn.Module] = [ConvBNAct(c, c, 3) for _ in SEGNET_BLOCKS[k][:-1]]
-            layers.append(ConvBNAct(c, SEGNET_BLOCKS[k - 1][-1], 3) if k > 0 else nn.Conv2d(c, num_classes, 3, padding=1))
+        for k in reversed(range(len(blocks))):  # the mirror image: the last layer narrows to the level above
+            c = blocks[k][-1]
+            layers: list[nn.Module] = [ConvBNAct(c, c, 3) for _ in blocks[k][:-1]]
+            layers.append(ConvBNAct(c, blocks[k - 1][-1], 3) if k > 0 else nn.Conv2d(c, num_classes, 3, padding=1))
             dec.append(nn.Sequential(*layers))
         self.decoder = nn.ModuleList(dec)
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
@@ -234,9 +237,9 @@ def unet_strided(num_classes: int, in_channels: int = 3, width: int | None = Non
 
 
 @MODELS.register("segnet", tags=("segment",))
-def segnet(num_classes: int, in_channels: int = 3) -> SegNet:
+def segnet(num_classes: int, in_channels: int = 3, width: int | None = None) -> SegNet:
     _check_classes(num_classes)
-    return SegNet(num_classes, in_channels)
+    return SegNet(num_classes, in_channels, width or 64)
 
 
 def _fcn(stride: int):
