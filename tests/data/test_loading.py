@@ -175,3 +175,16 @@ def test_datasets_serve_the_target_kinds_they_declare():
     with pytest.raises(DataError, match="'digits' has class targets, not 'mask'; datasets with mask targets: coco, lesions, mask_folder, pets_seg, shapes, voc_seg"):
         open_splits(DataConfig(name="digits"), target="mask")
     assert "shapes" in list_datasets(target="boxes") and "digits" not in list_datasets(target="boxes")
+
+
+def test_an_empty_split_is_one_data_error_before_training(tmp_path):
+    import pytest
+
+    import zrenie
+    from zrenie.errors import DataError
+
+    with pytest.raises(DataError, match=r"'digits': the val split is empty \(train \d+, val 0, test \d+\); raise "
+                                        r"data.val_fraction \(now 0.0\)"):
+        zrenie.train("classify", data="digits", **{"data.val_fraction": 0.0}, epochs=1, out=str(tmp_path / "run"),
+                     progress=False)
+    assert not (tmp_path / "run").exists()

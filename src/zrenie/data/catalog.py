@@ -24,7 +24,19 @@ def open_splits(cfg: DataConfig, target: str = "class") -> DatasetSplits:
     splits = builder(cfg) if target == "class" else builder(cfg, target=target)
     if cfg.subset_classes:
         splits = select_classes(splits, cfg.subset_classes)
+    _check_not_empty(cfg, splits)
     return splits
+
+
+def _check_not_empty(cfg: DataConfig, splits: DatasetSplits) -> None:
+    """Training reads every batch of train and evaluates val and test: an empty one is a DataError here,
+    not an index error deep in a loader."""
+    counts = {name: len(getattr(splits, name)) for name in ("train", "val", "test")}
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        found = ", ".join(f"{name} {n}" for name, n in counts.items())
+        raise DataError(f"dataset {cfg.name!r}: the {empty[0]} split is empty ({found}); raise "
+                        f"data.val_fraction (now {cfg.val_fraction}) or add images")
 
 
 def select_classes(splits: DatasetSplits, keep: list) -> DatasetSplits:
