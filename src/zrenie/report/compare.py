@@ -45,20 +45,29 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def plot_runs(run_dirs: list[Path], out_png: Path, metrics: tuple[str, ...] = ("loss", "acc1")) -> Path:
-    """One subplot per metric, one line per run (validation curves; dashed: training)."""
-    fig = Figure(figsize=(6 * len(metrics), 4.5))
+    """One subplot per metric, one colour per run (validation curves; dashed: training); up to 20 runs
+    get distinct colours, and with more than 6 the legend sits beside the plots."""
+    from matplotlib import colormaps
+
+    many = len(run_dirs) > 6
+    fig = Figure(figsize=(6 * len(metrics) + (2.5 if many else 0), 4.5))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for run_dir in run_dirs:
+    palette = colormaps["tab10" if len(run_dirs) <= 10 else "tab20"]
+    for i, run_dir in enumerate(run_dirs):
         columns, xlabel = read_metric_columns(Path(run_dir) / "metrics.csv")
         for ax, metric in zip(axes, metrics):
             for split, style in (("val", "-"), ("train", "--")):
                 if split in columns.get(metric, {}):
                     xs, ys = columns[metric][split]
-                    ax.plot(xs, ys, style, label=f"{Path(run_dir).name} {split}")
+                    ax.plot(xs, ys, style, color=palette(i % palette.N), label=f"{Path(run_dir).name} {split}")
             ax.set_title(metric)
             ax.set_xlabel(xlabel)
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    if many:
+        axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    else:
+        for ax in axes:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, Path(out_png))
