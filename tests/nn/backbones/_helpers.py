@@ -16,6 +16,8 @@ from torch import nn
 import zrenie
 from zrenie.errors import ShapeError
 
+from torch_helpers import randomize_batchnorm  # tests/ is on sys.path (conftest)
+
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -50,16 +52,6 @@ def torchvision_with_aux(name: str, **kwargs) -> nn.Module:
         return getattr(torchvision.models, name)(aux_logits=True, init_weights=True, **kwargs)
 
 
-def randomize_batchnorm(model: nn.Module) -> nn.Module:
-    """Random BN scales, shifts and running statistics, so that a swapped BN cannot go unnoticed."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
 
 
 def torchvision_and_ours(name: str, make_reference: Callable[..., nn.Module] | None = None,

@@ -5,11 +5,12 @@ import io
 
 import pytest
 import torch
-from torch import nn
 from torchvision.models import segmentation
 
 from zrenie.errors import ConfigError
 from zrenie.registry import MODELS
+
+from torch_helpers import randomize_batchnorm  # tests/ is on sys.path (conftest)
 
 # torchvision's builders with the options its COCO-with-VOC-labels weight files were saved from.
 REFERENCES = {
@@ -24,16 +25,6 @@ def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def randomize_batchnorm(model):
-    """Random BN scales, shifts and running statistics, so that a swapped BN cannot go unnoticed."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
 
 
 def saved_and_loaded(state):
