@@ -233,7 +233,7 @@ def draw_run_pictures(run_dir: Path, task: Task, samples: list[tuple[torch.Tenso
     prediction with the image's mIoU, errors."""
     from zrenie.nn.checkpoint import load_run
     from zrenie.report.plots import plot_learning_curves
-    from zrenie.tasks.segment.viz import _worst_grid  # the report's grid of the worst images, here of fixed ones
+    from zrenie.tasks.segment.viz import prediction_grid  # the report's grid, here of fixed test images
 
     per_class = ["pixel_acc", *(f"iou/{c}" for c in classes)]
     plot_learning_curves(run_dir / "metrics.csv", run_dir / CURVES_PNG, exclude=per_class)
@@ -245,7 +245,7 @@ def draw_run_pictures(run_dir: Path, task: Task, samples: list[tuple[torch.Tenso
         iou = scores_from_confusion(confusion_matrix(result.mask, truth, len(classes), ignore_index))["iou"]
         present = ~iou.isnan()
         tiles.append((image, truth, result.mask, iou[present].mean().item() if present.any() else 1.0))
-    _worst_grid(tiles, classes, run_dir / GRID_PNG)
+    prediction_grid(tiles, classes, run_dir / GRID_PNG)
 
 
 def write_study_page(out: Path, cfg: TrainConfig, rows: list[dict[str, Any]], run_dirs: list[Path], splits,

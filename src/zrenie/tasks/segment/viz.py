@@ -31,12 +31,12 @@ def _iou_bars(iou: list[float], classes: list[str], out_png: Path) -> None:
     save_figure(fig, out_png)
 
 
-def _worst_grid(worst: list[tuple], classes: list[str], out_png: Path) -> None:
+def prediction_grid(rows: list[tuple], classes: list[str], out_png: Path) -> None:
     """Rows of (image, truth overlay, prediction overlay, error map in red)."""
     from zrenie.report.plots import image_grid
 
     tiles, captions = [], []
-    for image, truth, pred, miou in worst:
+    for image, truth, pred, miou in rows:
         rgb = image[:3].expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
         valid = truth != 255
         error = np.zeros((*truth.shape, 3), dtype=np.uint8)
@@ -63,7 +63,7 @@ def segmentation_sections(run_dir: Path, tested: dict[str, Any], classes: list[s
                         text="Over every valid test pixel: IoU = TP / (TP + FP + FN), Dice = 2 TP / (2 TP + FP + FN); "
                              "pixels counts the class's true pixels. A class in neither truth nor prediction has none.")]
     if tested.get("worst"):
-        _worst_grid(tested["worst"], classes, run_dir / WORST_PNG)
+        prediction_grid(tested["worst"], classes, run_dir / WORST_PNG)
         sections.append(Section(title="Worst test images", images=[WORST_PNG],
                                 text="The test images with the lowest mean IoU: image, truth, prediction, and the "
                                      "wrongly classified pixels in red."))
