@@ -1,0 +1,1 @@
+"""Object detection: localisation, CenterNet, SSD, YOLO and torchvision's detectors on the zrenie engine."""

@@ -1,0 +1,82 @@
+"""What every detector of `detect` is to the task: two methods on raw `[0, 1]` images.
+
+A detector is an `nn.Module` registered in `MODELS` with the tag "detect". Its builder takes
+`num_classes`, `in_channels`, `mean` and `std` (the dataset's, so the model normalises its own input, as
+torchvision's detectors do) and any of its own keyword arguments (`model.kwargs.*`). It has:
+
+    losses(images, targets) -> {"loss": total Tensor[], other parts: Tensor[] ...}
+        images: Tensor[B, C, H, W] in [0, 1] (or a list of Tensor[C, H, W] for detectors that take
+        images of several sizes); targets: B dicts {"boxes": Tensor[k, 4] XYXY absolute pixel edges,
+        "labels": Tensor[k] int64 in [0, num_classes)}, k may be 0.
+    detect(images, conf=0.05, iou=0.5, max_det=100) -> B dicts {"boxes": Tensor[n, 4] XYXY pixels of the
+        input image, "scores": Tensor[n] in [0, 1] descending, "labels": Tensor[n] int64}
+        with scores >= conf, class-aware NMS at IoU `iou` (through `self.nms`), at most max_det.
+
+`nms` is a plain attribute, "torchvision" (default) or "zrenie", set by the task from `detect.nms`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from zrenie.errors import ConfigError, ShapeError
+
+NMS_BACKENDS = ("torchvision", "zrenie")
+
+Detections = dict[str, Tensor]
+
+
+def batched_nms_of(name: str) -> Callable[[Tensor, Tensor, Tensor, float], Tensor]:
+    """The class-aware NMS function `(boxes, scores, labels, iou) -> kept indices` of a backend."""
+    if name == "torchvision":
+        from torchvision.ops import batched_nms
+        return batched_nms
+    if name == "zrenie":
+        from zrenie.ops import batched_nms
+        return batched_nms
+    raise ConfigError(f"detect.nms: unknown backend {name!r}; choose one of {', '.join(NMS_BACKENDS)}")
+
+
+def select_detections(boxes: Tensor, scores: Tensor, labels: Tensor, conf: float, iou: float, max_det: int,
+                      nms: str = "torchvision", pre_nms: int = 1000) -> Detections:
+    """One image's candidates -> its detections: score >= conf, the best `pre_nms`, class-aware NMS,
+    the best `max_det`, sorted by score.
+
+    Args:
+        boxes: Tensor[N, 4] XYXY pixels; scores: Tensor[N]; labels: Tensor[N] int64.
+    """
+    keep = scores >= conf
+    boxes, scores, labels = boxes[keep].float(), scores[keep].float(), labels[keep]
+    if len(scores) > pre_nms:
+        top = scores.topk(pre_nms).indices
+        boxes, scores, labels = boxes[top], scores[top], labels[top]
+    kept = batched_nms_of(nms)(boxes, scores, labels, iou)[:max_det]
+    return {"boxes": boxes[kept], "scores": scores[kept], "labels": labels[kept]}
+
+
+def stack_images(images: Tensor | Sequence[Tensor], name: str) -> Tensor:
+    """A batch Tensor[B, C, H, W] from a Tensor or a list of same-size images; one ShapeError otherwise."""
+    if isinstance(images, Tensor):
+        if images.dim() != 4:
+            raise ShapeError(f"{name}: expected images (B, C, H, W), got {tuple(images.shape)}")
+        return images
+    sizes = {tuple(im.shape) for im in images}
+    if len(sizes) != 1:
+        raise ShapeError(f"{name} takes a batch of images of one size, got {sorted(sizes)}; "
+                         f"set data.size to resize them")
+    return torch.stack(list(images))
+
+
+class InputNormalize(nn.Module):
+    """`(x - mean) / std` per channel, with the statistics stored as buffers (they travel in checkpoints)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
