@@ -1,11 +1,14 @@
-"""Detection ops on `(N, 4)` boxes: conversions, IoU family, NMS; torchvision's names and signatures."""
+"""Detection ops on `(N, 4)` boxes: conversions, IoU family, NMS (torchvision's names and signatures), and
+selective search region proposals."""
 
 from zrenie.ops.boxes import (
     BOX_FORMATS, SOFT_NMS_METHODS, batched_nms, box_area, box_convert, box_iou, complete_box_iou, denormalize_boxes,
     distance_box_iou, generalized_box_iou, nms, normalize_boxes, soft_nms,
 )
+from zrenie.ops.selective_search import selective_search
 
 __all__ = [
     "BOX_FORMATS", "SOFT_NMS_METHODS", "batched_nms", "box_area", "box_convert", "box_iou", "complete_box_iou",
-    "denormalize_boxes", "distance_box_iou", "generalized_box_iou", "nms", "normalize_boxes", "soft_nms",
+    "denormalize_boxes", "distance_box_iou", "generalized_box_iou", "nms", "normalize_boxes", "selective_search",
+    "soft_nms",
 ]
