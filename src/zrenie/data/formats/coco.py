@@ -1,4 +1,4 @@
-"""`coco`: COCO instance annotations (an `instances_*.json`) as semantic masks of chosen categories.
+"""`coco`: COCO instance annotations (an `instances_*.json`) as semantic masks or as boxes of chosen categories.
 
 Keys:
 
@@ -25,6 +25,16 @@ cannot be decoded, is a DataError naming it when it is read.
 Splits: the one JSON gives all three: val and test are each a random `data.val_fraction` of its images
 (seed `data.seed`) and train is the rest. A separate val JSON (COCO's val2017) is not read as a split of
 the same run.
+
+Boxes (target "boxes", the `detect` task): every image of the JSON whose file is there, with or without
+objects (an image without one is a negative that evaluation counts false positives on), in image-id
+order. Classes are the chosen categories without a background entry, labels 0..k-1 in the order above.
+An annotation's `bbox` (x, y, width, height in pixels) becomes the XYXY box (x, y, x + width,
+y + height); crowd regions are kept, with `iscrowd` True in the target (evaluation ignores them).
+Boxes reaching outside the image are clipped to it and empty ones dropped, counted in one warning
+(`data.strict=true`: a DataError). An annotation whose `category_id` is not among the JSON's categories,
+or without a `bbox` of four numbers, is a DataError naming the JSON. `read_coco_boxes` and `write_coco`
+are what `zrenie detect convert` reads and writes.
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ from torch.utils.data import Dataset
 
 from zrenie.config import DataConfig
 from zrenie.data.base import DatasetSplits, stratified_split
+from zrenie.data.formats.det_io import (BoxFixes, BoxRecord, BoxSource, Parts, arrange_splits, box_splits,
+                                        parse_categories, place_image, unique_names, warn_missing)
 from zrenie.data.formats.image_folder import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 from zrenie.errors import ConfigError, DataError
 from zrenie.imgproc.io import DEFAULT_BACKGROUND, read_image
@@ -160,28 +172,13 @@ def load_instances(path: Path) -> Any:
     return coco
 
 
-def parse_categories(value: list | str | None) -> list[str | int] | None:
-    """`data.categories` as a list of names (str) or COCO ids (int); None keeps every category.
-
-    A string is split at commas (`"person, dog"`), as the command line's `data.categories=person,dog` is.
-    """
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    items = [item.strip() if isinstance(item, str) else item for item in items]
-    if not items or any(item == "" for item in items):
-        raise ConfigError(f"config key 'data.categories': expected category names, e.g. person or person,dog, "
-                          f"got {value!r}")
-    if len(set(items)) != len(items):
-        raise ConfigError(f"config key 'data.categories': a category is named twice in {value!r}")
-    return items
-
-
-def choose_categories(coco: Any, wanted: list[str | int] | None) -> tuple[list[str], dict[int, int]]:
+def choose_categories(coco: Any, wanted: list[str | int] | None,
+                      limit: int | None = MAX_CLASSES) -> tuple[list[str], dict[int, int]]:
     """Class names (background first) and COCO category id -> class index of the chosen categories.
 
     Raises:
-        ConfigError: a name or id the JSON does not have, naming `data.categories`.
+        ConfigError: a name or id the JSON does not have, naming `data.categories`; more than `limit`
+            categories (masks keep class indices below the ignore value; boxes have no limit: None).
     """
     cats = sorted(coco.cats.values(), key=lambda c: c["id"])
     by_name, by_id = {c["name"]: c for c in cats}, {c["id"]: c for c in cats}
@@ -197,8 +194,8 @@ def choose_categories(coco: Any, wanted: list[str | int] | None) -> tuple[list[s
             chosen.append(cat)
     if not chosen:
         raise DataError("dataset 'coco': the JSON lists no categories")
-    if len(chosen) > MAX_CLASSES:
-        raise ConfigError(f"config key 'data.categories': at most {MAX_CLASSES} categories, got {len(chosen)}")
+    if limit is not None and len(chosen) > limit:
+        raise ConfigError(f"config key 'data.categories': at most {limit} categories, got {len(chosen)}")
     return ["background", *(c["name"] for c in chosen)], {c["id"]: k for k, c in enumerate(chosen, 1)}
 
 
@@ -244,18 +241,96 @@ def coco_records(coco: Any, labels: dict[int, int], image_root: Path, ann_path: 
     return records, {"no_category": no_category, "missing_file": len(missing)}
 
 
-@DATASETS.register("coco", tags=("mask",))
-def coco(cfg: DataConfig, target: str = "mask") -> DatasetSplits:
-    """COCO instances as masks of `data.categories` (see the module docstring for the keys and rules).
+def _box_of(annotation: dict, where: str) -> list[float]:
+    """An annotation's `bbox` (x, y, w, h) as XYXY pixel edges, or a DataError naming the JSON."""
+    bbox = annotation.get("bbox")
+    if (not isinstance(bbox, list) or len(bbox) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in bbox)):
+        raise DataError(f"{where}: annotation {annotation.get('id')} has no bbox of four numbers (x, y, w, h), "
+                        f"got {bbox!r}")
+    x, y, w, h = (float(v) for v in bbox)
+    return [x, y, x + w, y + h]
 
-    `data.size` defaults to 224; train crops and eval resizes image and mask to it (masks by nearest
-    neighbour). Mean/std are ImageNet's.
+
+def read_coco_boxes(ann_path: str | Path, image_root: str | Path, categories: list[str | int] | None = None,
+                    strict: bool = False) -> BoxSource:
+    """The boxes of an instances JSON as one part, "train" (see the module docstring for the rules)."""
+    ann_path, image_root = Path(ann_path).expanduser(), Path(image_root).expanduser()
+    instances = load_instances(ann_path)
+    names, index = choose_categories(instances, categories, limit=None)
+    fixes, records, missing = BoxFixes(strict), [], []
+    for image_id in sorted(instances.imgs):
+        entry = instances.imgs[image_id]
+        if not all(k in entry for k in ("file_name", "height", "width")):
+            raise DataError(f"dataset 'coco': {ann_path}: image {image_id} lacks file_name, height or width")
+        boxes, labels, crowd = [], [], []
+        for a in instances.imgToAnns.get(image_id, []):
+            if a.get("category_id") not in instances.cats:
+                raise DataError(f"{ann_path}: annotation {a.get('id')} has category_id {a.get('category_id')!r}, "
+                                f"which is not among the JSON's categories")
+            if a["category_id"] in index:
+                boxes.append(_box_of(a, str(ann_path)))
+                labels.append(index[a["category_id"]] - 1)  # no background entry among box classes
+                crowd.append(bool(a.get("iscrowd", 0)))
+        path = image_root / entry["file_name"]
+        if not path.is_file():
+            missing.append(str(path))
+            continue
+        record = BoxRecord(str(path), int(entry["width"]), int(entry["height"]),
+                           np.array(boxes, np.float64).reshape(-1, 4), np.array(labels, np.int64),
+                           np.array(crowd, bool))
+        records.append(fixes.apply(record, f"{ann_path} (image {image_id}, {entry['file_name']})"))
+    warn_missing("coco", missing, strict, str(ann_path))
+    fixes.warn("coco")
+    return BoxSource(names[1:], {"train": records}, {"missing_file": len(missing)}, fixes)
+
+
+def write_coco(classes: list[str], parts: Parts, dst: Path, link: bool = False, final: Path | None = None) -> None:
+    """Writes images/ (the image files as they are, copied or hard-linked) and annotations/instances_<part>.json
+    per part: category ids 1..k in class order, image ids shared by all parts, `bbox` (x, y, w, h), `area`
+    w * h, `iscrowd`, and an empty `segmentation` (boxes carry no mask)."""
+    names = unique_names(parts)
+    image_ids = {path: k for k, path in enumerate(names, 1)}
+    categories = [{"id": k, "name": name} for k, name in enumerate(classes, 1)]
+    (dst / "annotations").mkdir(parents=True, exist_ok=True)
+    next_id, placed = 1, set()
+    for part, records in parts.items():
+        images, annotations = [], []
+        for r in records:
+            if r.path not in placed:
+                place_image(r.path, dst / "images" / names[r.path], link)
+                placed.add(r.path)
+            images.append({"id": image_ids[r.path], "file_name": names[r.path], "width": r.width,
+                           "height": r.height})
+            for (x1, y1, x2, y2), label, crowd in zip(r.boxes.tolist(), r.labels.tolist(), r.iscrowd.tolist()):
+                annotations.append({"id": next_id, "image_id": image_ids[r.path], "category_id": label + 1,
+                                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
+                                    "iscrowd": int(crowd), "segmentation": []})
+                next_id += 1
+        data = {"images": images, "annotations": annotations, "categories": categories}
+        (dst / "annotations" / f"instances_{part}.json").write_text(json.dumps(data))
+
+
+@DATASETS.register("coco", tags=("mask", "boxes"))
+def coco(cfg: DataConfig, target: str = "mask") -> DatasetSplits:
+    """COCO instances as masks (target "mask") or boxes (target "boxes") of `data.categories` (see the
+    module docstring for the keys and rules).
+
+    Masks: `data.size` defaults to 224; train crops and eval resizes image and mask to it (masks by nearest
+    neighbour). Boxes: `data.size` defaults to the size derived from the train images (`derive_size`).
+    Mean/std are ImageNet's.
     """
     if cfg.root is None or cfg.ann is None:
         raise DataError(f"dataset 'coco' needs {'data.root' if cfg.root is None else 'data.ann'}=PATH ({USAGE})")
     image_root, ann_path = Path(cfg.root).expanduser(), Path(cfg.ann).expanduser()
     if not image_root.is_dir():
         raise DataError(f"dataset 'coco': data.root {image_root} is not a folder ({USAGE})")
+    if target == "boxes":
+        source = read_coco_boxes(ann_path, image_root, parse_categories(cfg.categories), cfg.strict)
+        if not source.parts["train"]:
+            raise DataError(f"dataset 'coco': none of the images of {ann_path} is in {image_root}")
+        splits = arrange_splits(source.parts, cfg, "coco")
+        return box_splits("coco", source.classes, splits, cfg, source.left_out, source.fixes)
     instances = load_instances(ann_path)
     classes, labels = choose_categories(instances, parse_categories(cfg.categories))
     records, left_out = coco_records(instances, labels, image_root, ann_path, cfg.strict)
