@@ -76,8 +76,8 @@ def test_open_splits_serves_balanced_single_digit_boxes():
 
 
 def test_multi_digit_variant_and_bad_input():
-    cfg = DataConfig(name="digit_scenes", size=48, num_samples=30)
-    splits = D.digit_scenes(cfg, max_digits=3)
+    cfg = DataConfig(name="digit_scenes", size=48, num_samples=30, max_objects=3)
+    splits = open_splits(cfg, target="boxes")
     counts = [len(t["labels"]) for t in splits.train.targets]
     assert max(counts) > 1 and min(counts) >= 1
     with pytest.raises(ConfigError, match="data.size"):

@@ -197,25 +197,25 @@ def _draw(rng: np.random.Generator, pool: np.ndarray, targets: np.ndarray, digit
 
 
 @DATASETS.register("digit_scenes", tags=("boxes",))
-def digit_scenes(cfg: DataConfig, target: str = "boxes", max_digits: int | None = None) -> DatasetSplits:
+def digit_scenes(cfg: DataConfig, target: str = "boxes") -> DatasetSplits:
     """Real digits on noise backgrounds with boxes: one per image (localisation) or several (detection).
 
     `data.size` is the image side (default 64, at least 24), `data.num_samples` the scenes in all splits
     (default 3000), `data.seed` seeds the scenes and the 75/10/15 split (`data.val_fraction` sets val).
     Targets are `{"boxes": Tensor[k, 4] XYXY pixel edges, "labels": Tensor[k] int64}`, classes "0" to "9".
-    The number of digits per image is `max_digits` or `data.kwargs.max_digits` (default 1).
+    `data.max_objects` (default 1) is the most digits per image: 1 for localisation, more for detection.
     """
     if target != "boxes":
         raise ConfigError(f"dataset 'digit_scenes' serves box targets, not {target!r}")
     size = DEFAULT_SIZE if cfg.size is None else cfg.size
     num_samples = DEFAULT_NUM_SAMPLES if cfg.num_samples is None else cfg.num_samples
-    if max_digits is None:
-        max_digits = int((getattr(cfg, "kwargs", None) or {}).get("max_digits", 1))
+    max_digits = 1 if cfg.max_objects is None else cfg.max_objects
     if size < MIN_SIZE:
         raise ConfigError(f"config key 'data.size': digit_scenes needs images of at least {MIN_SIZE} pixels, "
                           f"got {size}")
     if not 1 <= max_digits <= 16:
-        raise ConfigError(f"config key 'data.kwargs.max_digits': expected 1 to 16 digits per image, got {max_digits}")
+        raise ConfigError(f"config key 'data.max_objects': digit_scenes holds 1 to 16 digits per image, "
+                          f"got {max_digits}")
     if max_digits == 1 and num_samples < 10:
         raise ConfigError(f"config key 'data.num_samples': need at least one image per digit (10), got {num_samples}")
     scenes, strata = digit_scenes_arrays(num_samples, size, max_digits, cfg.seed, cfg.val_fraction)
