@@ -108,6 +108,9 @@ class DataConfig:
     num_samples: Union[int, None] = field(default=None, metadata={
         "help": "images in all splits of a procedural dataset (shapes), >= 1 (null: its default)",
         "range": ">= 1"})
+    max_objects: Union[int, None] = field(default=None, metadata={
+        "help": "most objects per scene of procedural detection data (shapes: 4, digit_scenes: 1), >= 1 "
+                "(null: the dataset's default)", "range": ">= 1"})
     seed: int = field(default=0, metadata={"help": "seed of the split and of procedural data, >= 0",
                                            "range": ">= 0"})
     sampler: str = field(default="random", metadata={

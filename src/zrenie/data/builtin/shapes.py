@@ -416,6 +416,7 @@ def shape_classification_images(num_samples: int, image_size: int, num_classes: 
 
 DEFAULT_SCENE_SIZE = 64
 DEFAULT_NUM_SCENES = 1000
+DEFAULT_MAX_OBJECTS = 4
 
 
 @DATASETS.register("shapes", tags=("class", "mask", "boxes"))
@@ -428,7 +429,8 @@ def shapes(cfg: DataConfig, target: str = "class") -> DatasetSplits:
     The stratified split holds 15% test and `data.val_fraction` val (0.1 by default, so 75/10/15;
     `data.val_fraction=0.15` gives 70/15/15), seeded by `data.seed`, which also seeds the images.
 
-    Segmentation (`target="mask"`) and detection (`target="boxes"`): `shape_scenes` of up to 4 objects,
+    Segmentation (`target="mask"`) and detection (`target="boxes"`): `shape_scenes` of 1 to `data.max_objects`
+    (default 4) objects,
     side `data.size` (default 64), `data.num_samples` scenes (default 1000), split at random in the same
     proportions. Masks are class maps with 0 the background and k + 1 shape kind k (classes start with
     "background"); boxes are XYXY pixel edges with one label per object.
@@ -454,7 +456,8 @@ def _scene_splits(cfg: DataConfig, target: str) -> DatasetSplits:
     num_samples = DEFAULT_NUM_SCENES if cfg.num_samples is None else cfg.num_samples
     if size < MIN_SIZE:
         raise ConfigError(f"config key 'data.size': shapes needs images of at least {MIN_SIZE} pixels, got {size}")
-    scenes = shape_scenes(num_samples, size, num_classes, seed=cfg.seed)
+    max_objects = DEFAULT_MAX_OBJECTS if cfg.max_objects is None else cfg.max_objects
+    scenes = shape_scenes(num_samples, size, num_classes, max_objects=max_objects, seed=cfg.seed)
     images = torch.from_numpy(np.stack([scene.image for scene in scenes]))
     kinds = list(SHAPE_KINDS[:num_classes])
     if target == "mask":
