@@ -120,22 +120,22 @@ class BoxFileDataset(Dataset):
         return out
 
 
-def fit_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Boxes clipped to the image, which of them keep an area, and how many were clipped.
+def fit_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes clipped to the image, which of them keep an area, and which reached outside it.
 
     Args:
         boxes: float [k, 4] (x1, y1, x2, y2) pixel edges.
 
     Returns:
-        (clipped float64 [k, 4], keep bool [k]: x2 > x1 and y2 > y1 after clipping, count of boxes that
-        reached more than `EDGE_TOLERANCE` outside the image).
+        (clipped float64 [k, 4]; keep bool [k]: x2 > x1 and y2 > y1 after clipping; outside bool [k]: a
+        coordinate more than `EDGE_TOLERANCE` outside the image).
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     limits = np.array([width, height, width, height], np.float64)
     outside = ((boxes < -EDGE_TOLERANCE) | (boxes > limits + EDGE_TOLERANCE)).any(axis=1)
     clipped = np.clip(boxes, 0.0, limits)
     keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-    return clipped, keep, int((outside & keep).sum())
+    return clipped, keep, outside
 
 
 @dataclass
@@ -150,15 +150,16 @@ class BoxFixes:
 
     def apply(self, record: BoxRecord, where: str) -> BoxRecord:
         """The record with its boxes clipped and the empty ones dropped (with their labels)."""
-        boxes, keep, clipped = fit_boxes(record.boxes, record.width, record.height)
-        dropped = int((~keep).sum())
-        if clipped or dropped:
+        boxes, keep, outside = fit_boxes(record.boxes, record.width, record.height)
+        bad = np.flatnonzero(outside | ~keep)
+        if len(bad):
             if self.strict:
-                bad = np.flatnonzero(~keep)[0] if dropped else 0
-                what = "is empty or inverted (x2 <= x1 or y2 <= y1)" if dropped else "reaches outside"
-                raise DataError(f"{where}: box {np.round(record.boxes[bad], 3).tolist()} {what} the "
-                                f"{record.width}x{record.height} image (data.strict=true)")
-            self.clipped, self.dropped = self.clipped + clipped, self.dropped + dropped
+                reason = (f"reaches outside the {record.width}x{record.height} image" if outside[bad[0]]
+                          else "is empty or inverted (x2 <= x1 or y2 <= y1)")
+                raise DataError(f"{where}: box {np.round(record.boxes[bad[0]], 3).tolist()} (x1, y1, x2, y2) "
+                                f"{reason} (data.strict=true)")
+            self.clipped += int((outside & keep).sum())
+            self.dropped += int((~keep).sum())
             self.example = self.example or where
         return dataclasses.replace(record, boxes=boxes[keep], labels=record.labels[keep],
                                    iscrowd=record.iscrowd[keep])
