@@ -10,7 +10,9 @@ from torchvision.ops import box_iou
 
 from zrenie.errors import ConfigError
 from zrenie.tasks.detect.models_yolo import yolo
-from zrenie.tasks.detect.models_yolo_anchor import YOLOAnchorHead, assign_anchors, kmeans_anchors
+from zrenie.tasks.detect.models_yolo_anchor import (
+    YOLOAnchorHead, assign_anchors, cell_priors, decode_yolo_boxes, kmeans_anchors,
+)
 from zrenie.tasks.detect.models_yolo_v1 import YOLOv1Head, yolo_v1_assign, yolo_v1_loss
 
 SMALL = {"width": 8, "channels": 16}
@@ -110,6 +112,22 @@ def test_anchor_assignment_matches_naive_loop():
     rows = sorted(zip(*(got[k].tolist() for k in ("gt", "level", "anchor", "row", "col"))))
     assert rows == _naive_assign_anchors(gt, anchors, grids, (128, 128))
     assert len(rows) < len(gt)
+
+
+def test_anchor_decode_by_hand():
+    # 64 x 64 image: a 8 x 8 grid of 8-pixel cells and a 4 x 4 grid of 16-pixel cells, 2 anchors per level
+    anchors = torch.tensor([[[10.0, 6.0], [6.0, 10.0]], [[20.0, 20.0], [30.0, 12.0]]])
+    priors, cells = cell_priors([(8, 8), (4, 4)], anchors, (64, 64))
+    raw = torch.zeros(len(priors), 4)
+    fine = (1 * 8 + 2) * 2 + 1  # level 0, row 1, col 2, anchor 1
+    coarse = 8 * 8 * 2 + (3 * 4 + 0) * 2 + 0  # level 1, row 3, col 0, anchor 0
+    raw[fine] = torch.tensor([0.0, 0.0, math.log(2.0), 0.0])  # centre of the cell, twice the anchor's width
+    raw[coarse] = torch.tensor([math.log(3.0), -math.log(3.0), 0.0, math.log(0.5)])  # sigmoid 0.75 and 0.25
+    boxes = decode_yolo_boxes(raw, priors, cells)
+    cx, cy = 2.5 * 8, 1.5 * 8
+    torch.testing.assert_close(boxes[fine], torch.tensor([cx - 6, cy - 5, cx + 6, cy + 5]))
+    cx, cy = 0.75 * 16, 3.25 * 16
+    torch.testing.assert_close(boxes[coarse], torch.tensor([cx - 10, cy - 5, cx + 10, cy + 5]))
 
 
 def test_kmeans_anchors_matches_naive_loop():

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from zrenie.errors import ConfigError, ShapeError
 from zrenie.nn.layers import ConvBNAct
 from zrenie.ops import box_iou, complete_box_iou
+from zrenie.ops.anchors import grid_anchors
 from zrenie.tasks.detect.models_yolo_v1 import cell_of_centres, winners
 
 DEFAULT_STRIDES = (8, 16, 32)
@@ -119,17 +120,34 @@ def assign_anchors(gt_boxes: Tensor, anchors: Tensor, grids: Sequence[Sequence[i
     return {"gt": gt, "level": level[gt], "anchor": anchor[gt], "row": row[gt], "col": col[gt]}
 
 
-def anchor_boxes(raw: Tensor, anchors: Tensor, image_size: Sequence[int]) -> Tensor:
-    """One level's raw (tx, ty, tw, th) Tensor[N, H, W, A, 4] and its anchors Tensor[A, 2] -> boxes
-    Tensor[N, H, W, A, 4] XYXY pixels."""
-    h, w = raw.shape[1:3]
-    cell_w, cell_h = float(image_size[1]) / w, float(image_size[0]) / h
-    cols = torch.arange(w, device=raw.device, dtype=raw.dtype).view(1, 1, w, 1)
-    rows = torch.arange(h, device=raw.device, dtype=raw.dtype).view(1, h, 1, 1)
-    cx = (cols + raw[..., 0].sigmoid()) * cell_w
-    cy = (rows + raw[..., 1].sigmoid()) * cell_h
-    size = anchors.to(raw) * raw[..., 2:4].clamp(max=MAX_LOG_SCALE).exp()  # (N, H, W, A, 2)
-    return torch.cat([torch.stack([cx, cy], -1) - size / 2, torch.stack([cx, cy], -1) + size / 2], -1)
+def cell_priors(shapes: Sequence[Sequence[int]], anchors: Tensor, image_size: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """The anchors of every level tiled over its grid, in the order of the heads' flattened outputs.
+
+    Args:
+        shapes: (rows, cols) of each level's map; anchors: Tensor[L, A, 2] (w, h) pixels; image_size: (H, W).
+
+    Returns:
+        priors: Tensor[P, 4] XYXY pixels, each anchor centred on its cell's top-left corner (`grid_anchors`
+            with offset 0: YOLO adds `sigmoid(t) * cell` to it); cells: Tensor[P, 2] (w, h) of its cell.
+    """
+    steps = [(image_size[0] / h, image_size[1] / w) for h, w in shapes]  # cells are image / grid pixels
+    priors = grid_anchors(shapes, steps, anchors.tolist(), offset=0.0).to(anchors.device)
+    counts = [h * w * anchors.shape[1] for h, w in shapes]
+    cells = torch.tensor([(sw, sh) for sh, sw in steps], dtype=priors.dtype, device=priors.device)
+    return priors, cells.repeat_interleave(torch.tensor(counts, device=priors.device), 0)
+
+
+def decode_yolo_boxes(raw: Tensor, priors: Tensor, cells: Tensor) -> Tensor:
+    """YOLOv2's box from (tx, ty, tw, th): centre `corner + sigmoid(t_xy) * cell`, size `anchor * exp(t_wh)`.
+
+    Args:
+        raw: Tensor[..., P, 4]; priors, cells: from `cell_priors`.
+    Returns:
+        Tensor[..., P, 4] XYXY pixels.
+    """
+    centre = (priors[:, :2] + priors[:, 2:]) / 2 + raw[..., :2].sigmoid() * cells
+    size = (priors[:, 2:] - priors[:, :2]) * raw[..., 2:4].clamp(max=MAX_LOG_SCALE).exp()
+    return torch.cat([centre - size / 2, centre + size / 2], -1)
 
 
 def _flat_level_index(assigned: dict[str, Tensor], shapes: Sequence[Sequence[int]], num_anchors: int) -> Tensor:
@@ -159,8 +177,7 @@ def yolo_anchor_loss(outputs: Sequence[Tensor], targets: Sequence[dict], anchors
     shapes = [tuple(o.shape[1:3]) for o in outputs]
     num_anchors = anchors.shape[1]
     raw = torch.cat([o.float().reshape(n, -1, o.shape[-1]) for o in outputs], 1)  # (N, P, 5 + K)
-    boxes = torch.cat([anchor_boxes(o.float()[..., :4], anchors[lv], image_size).reshape(n, -1, 4)
-                       for lv, o in enumerate(outputs)], 1)  # (N, P, 4)
+    boxes = decode_yolo_boxes(raw[..., :4], *cell_priors(shapes, anchors, image_size))  # (N, P, 4)
     zero = raw.new_zeros(())
     box, obj, noobj, cls = zero, zero, zero, zero
     for i, target in enumerate(targets):
@@ -191,9 +208,9 @@ def yolo_anchor_candidates(outputs: Sequence[Tensor], anchors: Tensor,
     """Every (prediction, class) of each image as (boxes XYXY pixels clipped to the image, scores
     `sigmoid(obj) * sigmoid(cls)`, labels), for `select_detections`."""
     n = outputs[0].shape[0]
-    boxes = torch.cat([anchor_boxes(o.float()[..., :4], anchors[lv], image_size).reshape(n, -1, 4)
-                       for lv, o in enumerate(outputs)], 1)
-    raw = torch.cat([o.float().reshape(n, -1, o.shape[-1]) for o in outputs], 1)
+    raw = torch.cat([o.float().reshape(n, -1, o.shape[-1]) for o in outputs], 1)  # (N, P, 5 + K)
+    shapes = [tuple(o.shape[1:3]) for o in outputs]
+    boxes = decode_yolo_boxes(raw[..., :4], *cell_priors(shapes, anchors, image_size))
     limit = torch.tensor([image_size[1], image_size[0]] * 2, device=boxes.device, dtype=boxes.dtype)
     boxes = torch.minimum(boxes.clamp(min=0), limit)
     scores = raw[..., 4:5].sigmoid() * raw[..., 5:].sigmoid()  # (N, P, K)
