@@ -74,6 +74,33 @@ def test_nms_keeps_first_of_tied_duplicates():
     assert ops.nms(boxes, scores, 0.5).tolist() == [0] == tvops.nms(boxes, scores, 0.5).tolist()
 
 
+@pytest.mark.parametrize("threshold", [0.0, 0.5])
+def test_nms_equals_torchvision_on_thousands_of_boxes(threshold):
+    shift = torch.rand(2000, 2, generator=torch.Generator().manual_seed(3)).repeat(1, 2) * 400
+    boxes, scores = random_boxes(2000, 3) + shift, random_scores(2000, 3)  # 480x480: each box meets dozens
+    boxes[10:20] = boxes[20:30]  # more duplicates
+    assert torch.equal(ops.nms(boxes, scores, threshold), tvops.nms(boxes, scores, threshold))
+
+
+def test_nms_all_pairs_path_equals_torchvision():
+    """A negative threshold (disjoint boxes suppress) and a non-finite box take the all-pairs path."""
+    boxes, scores = random_boxes(300, 5), random_scores(300, 5)
+    assert torch.equal(ops.nms(boxes, scores, -0.1), tvops.nms(boxes, scores, -0.1))
+    boxes[7, 2] = math.inf
+    assert torch.equal(ops.nms(boxes, scores, 0.5), tvops.nms(boxes, scores, 0.5))
+
+
+def test_suppression_pairs_in_small_chunks_equal_the_iou_matrix():
+    from zrenie.ops.boxes import _suppression_pairs, box_iou_pairs
+
+    boxes = random_boxes(300, 4)
+    src, dst = _suppression_pairs(boxes, 0.3, chunk=2000)
+    want = (torch.triu(tvops.box_iou(boxes, boxes) > 0.3, diagonal=1)).nonzero()
+    assert sorted(zip(src.tolist(), dst.tolist())) == sorted(map(tuple, want.tolist()))
+    torch.testing.assert_close(box_iou_pairs(boxes[:50], boxes[50:100]),
+                               tvops.box_iou(boxes[:50], boxes[50:100]).diagonal(), equal_nan=True)
+
+
 def naive_soft_nms(boxes, scores, iou_threshold, sigma, score_threshold, method):
     """Bodla et al.'s Algorithm 1, one box at a time in plain Python."""
 

@@ -8,6 +8,7 @@ The IoU family and NMS take `"xyxy"` boxes with `0 <= x1 <= x2`, `0 <= y1 <= y2`
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -136,6 +137,22 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return inter / union
 
 
+def box_iou_pairs(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """IoU of boxes paired row by row: `box_iou(boxes1, boxes2).diagonal()` without the (N, N) matrix.
+
+    Args:
+        boxes1, boxes2: Tensor[N, 4] (x1, y1, x2, y2) each.
+
+    Returns:
+        Tensor[N], equal to the bit to the matching entries of `box_iou`.
+    """
+    _check_boxes(boxes1, "boxes1")
+    _check_boxes(boxes2, "boxes2")
+    wh = (torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2])).clamp(min=0)
+    inter = wh[:, 0] * wh[:, 1]
+    return inter / (box_area(boxes1) + box_area(boxes2) - inter)
+
+
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Generalised IoU (Rezatofighi et al., 2019): IoU minus the part of the enclosing box not in the union.
 
@@ -203,11 +220,68 @@ def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tenso
     return iou - penalty - alpha * v
 
 
+def _dense_removed(boxes: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy NMS over the full (N, N) IoU matrix of score-sorted boxes: the removed mask, Tensor[N] bool."""
+    suppresses = (box_iou(boxes, boxes) > iou_threshold).cpu()  # (N, N), in sorted order
+    removed = torch.zeros(len(boxes), dtype=torch.bool)
+    for i in range(len(boxes)):
+        if not removed[i]:
+            removed[i + 1:] |= suppresses[i, i + 1:]  # only lower-scored boxes can be removed by box i
+    return removed
+
+
+def _suppression_pairs(boxes: Tensor, iou_threshold: float, chunk: int = 1 << 20) -> tuple[Tensor, Tensor]:
+    """Every pair (i < j) of score-sorted boxes with IoU > threshold >= 0, without the (N, N) matrix.
+
+    Such a pair overlaps in x and in y. With the boxes sorted by x1 (a sweep), box p can only overlap the
+    boxes after it that start before its x2, a contiguous run; the runs' pairs are made `chunk` at a time,
+    the few that also overlap in y get their IoU computed as `box_iou` does (the same values, to the bit).
+    """
+    n = len(boxes)
+    by_x = boxes[:, 0].argsort()
+    swept = boxes[by_x]  # (N, 4) by x1
+    x1, y1, y2 = swept[:, 0].contiguous(), swept[:, 1].contiguous(), swept[:, 3].contiguous()
+    run = (torch.searchsorted(x1, swept[:, 2].contiguous(), side="left")
+           - torch.arange(1, n + 1, device=boxes.device)).clamp(min=0)  # boxes after p starting before its x2
+    first = run.cumsum(0) - run
+    sources, targets = [], []
+    lo = 0
+    while lo < n:  # sweep positions [lo, hi) hold at most `chunk` pairs (or one position's run)
+        hi = max(lo + 1, int(torch.searchsorted(first, first[lo] + chunk, side="right")))
+        # index_select, not [], for the gathers: it is about 5x faster on CPU at this size
+        p = torch.arange(lo, hi, device=boxes.device).repeat_interleave(run[lo:hi])  # (P,)
+        q = p + 1 + torch.arange(len(p), device=boxes.device) - (first.index_select(0, p) - first[lo])
+        keep = ((y1.index_select(0, q) < y2.index_select(0, p))  # y ranges overlap: otherwise IoU is 0
+                & (y1.index_select(0, p) < y2.index_select(0, q))).nonzero().squeeze(1)
+        p, q = p.index_select(0, keep), q.index_select(0, keep)
+        over = (box_iou_pairs(swept.index_select(0, p), swept.index_select(0, q)) > iou_threshold).nonzero()
+        a, b = by_x.index_select(0, p[over[:, 0]]), by_x.index_select(0, q[over[:, 0]])
+        sources.append(torch.minimum(a, b))  # the higher-scoring box of the pair
+        targets.append(torch.maximum(a, b))
+        lo = hi
+    return torch.cat(sources), torch.cat(targets)
+
+
+def _greedy_removed(n: int, src: Tensor, dst: Tensor) -> Tensor:
+    """Greedy NMS over the suppression pairs (src < dst): a box kept removes its partners. Tensor[N] bool."""
+    order = src.argsort(stable=True)
+    src, dst = src[order].cpu().numpy(), dst[order].cpu().numpy()
+    removed = np.zeros(n, dtype=bool)
+    sources, first = np.unique(src, return_index=True)
+    last = np.append(first[1:], len(src))
+    for s, a, b in zip(sources.tolist(), first.tolist(), last.tolist()):
+        if not removed[s]:  # src < dst: by the time box s is reached, its own fate is settled
+            removed[dst[a:b]] = True
+    return torch.from_numpy(removed)
+
+
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """Greedy non-maximum suppression: keep the best box, drop those overlapping it by IoU > threshold, repeat.
 
     Equal scores keep the lower index first, as torchvision's stable sort does. A pair of zero-area
-    boxes has IoU NaN, which never suppresses.
+    boxes has IoU NaN, which never suppresses. For a threshold >= 0 only boxes that overlap can suppress
+    each other, so the IoUs of overlapping pairs (found by a sweep along x) replace the (N, N) matrix:
+    at 10k boxes that matrix alone is 400 MB.
 
     Args:
         boxes: Tensor[N, 4] (x1, y1, x2, y2).
@@ -220,11 +294,13 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     _check_boxes(boxes)
     _check_same_length(boxes, scores, "scores")
     order = scores.argsort(descending=True, stable=True)  # (N,)
-    suppresses = (box_iou(boxes[order], boxes[order]) > iou_threshold).cpu()  # (N, N), in sorted order
-    removed = torch.zeros(len(order), dtype=torch.bool)
-    for i in range(len(order)):
-        if not removed[i]:
-            removed[i + 1:] |= suppresses[i, i + 1:]  # only lower-scored boxes can be removed by box i
+    if len(order) == 0:
+        return order
+    ranked = boxes[order]
+    if iou_threshold < 0 or not bool(torch.isfinite(ranked).all()):  # disjoint boxes may suppress: all pairs
+        removed = _dense_removed(ranked, iou_threshold)
+    else:
+        removed = _greedy_removed(len(order), *_suppression_pairs(ranked, iou_threshold))
     return order[~removed.to(order.device)]
 
 
