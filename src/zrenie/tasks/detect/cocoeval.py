@@ -116,9 +116,11 @@ def _index_of(values: list, ids: np.ndarray, where: str, what: str) -> np.ndarra
 
 def _boxes(entries: list, where: str, what: str) -> np.ndarray:
     raw = _column(entries, "bbox", where, what)
+    if not raw:
+        return np.zeros((0, 4))
     try:
-        boxes = np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)
-        if boxes.shape[1] != 4:
+        boxes = np.asarray(raw, dtype=np.float64)
+        if boxes.shape != (len(raw), 4):
             raise ValueError
     except (TypeError, ValueError):
         i = next(i for i, b in enumerate(raw) if not (isinstance(b, (list, tuple)) and len(b) == 4))
@@ -379,7 +381,7 @@ def voc_ap(recall: Any, precision: Any, use_07: bool) -> float:
     rec = np.asarray(recall, dtype=np.float64).reshape(-1)
     prec = np.asarray(precision, dtype=np.float64).reshape(-1)
     if use_07:
-        reached = rec[None, :] >= np.linspace(0.0, 1.0, 11)[:, None]  # (11, n)
+        reached = rec[None, :] >= (np.arange(11) / 10)[:, None]  # (11, n); k / 10 is exact, linspace is not
         return float(np.where(reached, prec[None, :], 0.0).max(1, initial=0.0).sum() / 11)
     mrec = np.concatenate([[0.0], rec, [1.0]])
     mpre = np.maximum.accumulate(np.concatenate([[0.0], prec, [0.0]])[::-1])[::-1]
