@@ -163,7 +163,8 @@ def test_crowd_and_empty_by_hand():
 
 def test_coco_from_tensors():
     targets = [{"boxes": torch.tensor([[1.0, 2, 11, 22]]), "labels": torch.tensor([2]),
-                "iscrowd": torch.tensor([1])}, {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+                "iscrowd": torch.tensor([1])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
     detections = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)},
                   {"boxes": torch.tensor([[0.0, 0, 4, 4]]), "scores": torch.tensor([0.5]), "labels": torch.tensor([0])}]
     gt, dt = coco_from_tensors(targets, detections, ["a", "b", "c"])
@@ -215,7 +216,8 @@ def naive_voc(gt: dict, dt: list, iou: float, use_07: bool) -> dict:
         ctp, cfp = np.cumsum(tp), np.cumsum(fp)
         rec, prec = ctp / n_pos, ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
         if use_07:
-            aps[cat["name"]] = sum(max([p for r, p in zip(rec, prec) if r >= t / 10], default=0) for t in range(11)) / 11
+            best = [max([p for r, p in zip(rec, prec) if r >= t / 10], default=0) for t in range(11)]
+            aps[cat["name"]] = sum(best) / 11
         else:
             mrec, mpre = [0.0, *rec, 1.0], [0.0, *prec, 0.0]
             for i in range(len(mpre) - 2, -1, -1):

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from zrenie.config import atomic_path
@@ -96,8 +95,9 @@ def _column(entries: list, key: str, where: str, what: str, default: Any = KeyEr
             return [e[key] for e in entries]
         return [e.get(key, default) for e in entries]
     except (KeyError, TypeError, AttributeError):
-        i = next(i for i, e in enumerate(entries) if not isinstance(e, dict) or key not in e)
-        raise DataError(f"{where}: {what} {i} has no {key!r}") from None
+        i = next((i for i, e in enumerate(entries) if not isinstance(e, dict) or key not in e), None)
+        raise DataError(f"{where}: {what} {i} has no {key!r}" if i is not None else
+                        f"{where}: every {what} must be a JSON object with {key!r}") from None
 
 
 def _index_of(values: list, ids: np.ndarray, where: str, what: str) -> np.ndarray:
@@ -123,7 +123,8 @@ def _boxes(entries: list, where: str, what: str) -> np.ndarray:
         if boxes.shape != (len(raw), 4):
             raise ValueError
     except (TypeError, ValueError):
-        i = next(i for i, b in enumerate(raw) if not (isinstance(b, (list, tuple)) and len(b) == 4))
+        i = next((i for i, b in enumerate(raw) if not (isinstance(b, (list, tuple)) and len(b) == 4
+                                                       and all(isinstance(v, (int, float)) for v in b))), 0)
         raise DataError(f"{where}: {what} {i} has bbox {raw[i]!r}; expected [x, y, width, height]") from None
     return boxes.reshape(-1, 4)
 

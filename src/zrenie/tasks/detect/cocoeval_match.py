@@ -180,8 +180,8 @@ def accumulate(d_category: np.ndarray, d_score: np.ndarray, d_rank: np.ndarray, 
         rc = tp / np.maximum(n_positive[k], 1)[:, None, None, None]
         pr = tp / (fp + tp + np.spacing(1))
         pr = np.maximum.accumulate(pr[..., ::-1], -1)[..., ::-1]  # precision made monotone from the right
-        at = torch.searchsorted(torch.from_numpy(np.ascontiguousarray(rc)), thresholds.expand(*rc.shape[:-1], -1).contiguous())
-        at = at.numpy()
+        rows = torch.from_numpy(np.ascontiguousarray(rc))
+        at = torch.searchsorted(rows, thresholds.expand(*rc.shape[:-1], -1).contiguous()).numpy()  # side left
         q = np.where(at < n, np.take_along_axis(pr, np.minimum(at, n - 1), -1), 0.0)  # (A, M, T, R)
         precision[:, :, k, counted] = q.transpose(2, 3, 0, 1)[:, :, counted]
         recall[:, k, counted] = rc[..., -1].transpose(2, 0, 1)[:, counted]
