@@ -18,6 +18,7 @@ which no object here reaches): squares of 13, 19, 29, 36, 45 and 52 pixels plus 
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -36,6 +37,9 @@ STRIDES = (8, 16, 32)
 MIN_SCALE, MAX_SCALE = 0.1, 0.35  # s_1 and s_m as fractions of the image: 13 and 45 pixels at 128
 ASPECT_RATIOS = (2.0,)  # each adds an a:1 and a 1:a box: 4 default boxes per location
 NEG_POS_RATIO = 3  # the paper's negatives : positives after hard negative mining
+# Initial background probability of every default box (RetinaNet's prior, Lin et al. 2017, for a softmax):
+# almost all boxes are background, and starting there keeps the first steps from being spent on it.
+BACKGROUND_PRIOR = 0.99
 
 
 def linear_scales(levels: int, min_scale: float = MIN_SCALE, max_scale: float = MAX_SCALE) -> list[float]:
@@ -124,7 +128,8 @@ class SSD(nn.Module):
         if scales is None:
             scales = linear_scales(len(self.strides), min_scale, max_scale)
         if len(scales) != len(self.strides) + 1:
-            raise ConfigError(f"ssd: {len(self.strides)} levels need {len(self.strides) + 1} scales, got {list(scales)}")
+            raise ConfigError(f"ssd: {len(self.strides)} levels need {len(self.strides) + 1} scales, "
+                              f"got {list(scales)}")
         self.scales = [float(s) for s in scales]
         self.iou_threshold, self.neg_pos_ratio, self.variances = iou_threshold, neg_pos_ratio, tuple(variances)
         self.normalize = InputNormalize(_per_channel(mean, in_channels), _per_channel(std, in_channels))
@@ -134,6 +139,10 @@ class SSD(nn.Module):
         self.class_heads = nn.ModuleList(nn.Conv2d(c, a * (num_classes + 1), 3, padding=1)
                                          for c, a in zip(channels, boxes))
         self.box_heads = nn.ModuleList(nn.Conv2d(c, a * 4, 3, padding=1) for c, a in zip(channels, boxes))
+        background_bias = math.log(BACKGROUND_PRIOR * num_classes / (1 - BACKGROUND_PRIOR))
+        for head in self.class_heads:  # p(background) = exp(b) / (exp(b) + K) with the other logits at 0
+            nn.init.zeros_(head.bias)
+            head.bias.data.view(-1, num_classes + 1)[:, 0] = background_bias
         self._default_boxes: dict[tuple, Tensor] = {}
 
     def _build_levels(self, neck: bool, neck_channels: int) -> list[int]:
@@ -237,8 +246,13 @@ def _per_channel(values: Sequence[float], channels: int) -> list[float]:
 def ssd(num_classes: int, in_channels: int = 3, mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.25,),
         backbone: str = DEFAULT_BACKBONE, width: int = 16, strides: Sequence[int] = STRIDES,
         scales: Sequence[float] | None = None, min_scale: float = MIN_SCALE, max_scale: float = MAX_SCALE,
-        aspect_ratios: Sequence[float] | Sequence[Sequence[float]] = ASPECT_RATIOS, neck: bool = True, neck_channels: int = 64, iou_threshold: float = 0.5,
-        neg_pos_ratio: float = NEG_POS_RATIO, backbone_kwargs: dict | None = None) -> SSD:
-    """SSD on `backbone` ("convnet" by default) with default boxes sized for 10-60 pixel objects at 128 px."""
+        aspect_ratios: Sequence[float] | Sequence[Sequence[float]] = ASPECT_RATIOS, neck: bool = True,
+        neck_channels: int = 64, iou_threshold: float = 0.5, neg_pos_ratio: float = NEG_POS_RATIO,
+        backbone_kwargs: dict | None = None) -> SSD:
+    """SSD on `backbone` ("convnet" by default) with default boxes sized for 10-60 pixel objects at 128 px.
+
+    Train it with Adam at a learning rate near 1e-3: at 3e-3 a short run on `shapes` settled on calling
+    every default box background (positives' accuracy 0 after 240 steps), at 1e-3 it did not.
+    """
     return SSD(num_classes, in_channels, mean, std, backbone, width, strides, scales, min_scale, max_scale,
                aspect_ratios, neck, neck_channels, iou_threshold, neg_pos_ratio, SSD_VARIANCES, backbone_kwargs)
