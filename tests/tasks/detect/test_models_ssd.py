@@ -130,14 +130,14 @@ def test_overfits_one_image_and_finds_both_boxes():
 def test_detect_format_and_nms_backends_agree():
     model = _tiny(num_classes=4).eval()
     images = torch.rand(2, 3, 64, 48)
-    ref = model.detect(images, conf=0.05, iou=0.5, max_det=30)
+    ref = model.detect(images, conf=0.001, iou=0.5, max_det=30)  # untrained: scores near (1 - 0.99) / K
     model.nms = "zrenie"
-    ours = model.detect(images, conf=0.05, iou=0.5, max_det=30)
+    ours = model.detect(images, conf=0.001, iou=0.5, max_det=30)
     for r, o in zip(ref, ours):
         assert set(r) == {"boxes", "scores", "labels"}
         n = len(r["scores"])
         assert 0 < n <= 30 and r["boxes"].shape == (n, 4) and r["labels"].dtype == torch.int64
-        assert (r["scores"][:-1] >= r["scores"][1:]).all() and (r["scores"] >= 0.05).all()
+        assert (r["scores"][:-1] >= r["scores"][1:]).all() and (r["scores"] >= 0.001).all()
         assert (r["boxes"][:, 0] >= 0).all() and (r["boxes"][:, 2] <= 48).all() and (r["boxes"][:, 3] <= 64).all()
         assert (r["labels"] >= 0).all() and (r["labels"] < 4).all()
         for key in r:
