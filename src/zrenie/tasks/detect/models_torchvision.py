@@ -17,7 +17,7 @@ the size its default boxes are laid out for (`steps` 8..300), and its last layer
 
 NMS. `self.nms = "zrenie"` makes the final class-aware NMS `zrenie.ops.batched_nms`: torchvision's own
 postprocessing runs with its NMS threshold above 1 (it keeps every candidate) and no cap on detections,
-then `base.select_detections` does NMS and the cap, at the point where torchvision would, before the
+then zrenie's NMS and the cap run on those candidates, at the point where torchvision's would, before the
 rescale to the input size and, for Mask R-CNN, before the mask head. This wraps torchvision's
 `postprocess_detections` instead of copying it or patching `box_ops` module-wide.
 """
@@ -41,7 +41,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from zrenie.errors import CheckpointError, ConfigError, ShapeError
 from zrenie.nn.transfer import FrozenBatchNorm2d, read_weights
 from zrenie.registry import MODELS
-from zrenie.tasks.detect.base import Detections, batched_nms_of, select_detections
+from zrenie.tasks.detect.base import Detections, batched_nms_of
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -89,12 +89,13 @@ def thresholds(owner: nn.Module, score: float, iou: float, max_det: int) -> Iter
 
 
 def reselect(owner: nn.Module, postprocess: Callable[[], list[Detections]]) -> list[Detections]:
-    """torchvision's `postprocess` run without its final NMS and cap, which zrenie's NMS then applies."""
+    """torchvision's `postprocess` run without its final NMS and cap, which zrenie's NMS then applies to
+    the same candidates (torchvision's score filter, per-level top-k and clipping already done)."""
     iou, max_det = owner.nms_thresh, owner.detections_per_img
     with thresholds(owner, owner.score_thresh, KEEP_ALL_IOU, KEEP_ALL_DETECTIONS):
-        candidates = postprocess()  # every candidate, sorted by score
-    return [select_detections(d["boxes"], d["scores"], d["labels"], float("-inf"), iou, max_det, "zrenie",
-                              pre_nms=max(1, len(d["scores"]))) for d in candidates]
+        candidates = postprocess()
+    kept = [batched_nms_of("zrenie")(d["boxes"], d["scores"], d["labels"], iou)[:max_det] for d in candidates]
+    return [{k: v[i] for k, v in d.items()} for d, i in zip(candidates, kept)]
 
 
 class ReselectingRoIHeads(RoIHeads):
@@ -117,14 +118,13 @@ class ReselectingRoIHeads(RoIHeads):
 class TorchvisionDetector:
     """The detector protocol on a torchvision detector (a mixin placed before torchvision's class).
 
-    Attributes set by `adopt`: `name`, `num_classes`, `label_offset`, `class_specific`, `file_eps`.
+    Attributes set by `build_detector`: `name`, `num_classes`, `label_offset`, `class_specific`.
     """
 
     name: str
     num_classes: int
     label_offset: int
     class_specific: tuple[str, ...]
-    file_eps: float | None
     takes_masks = False
 
     @property
@@ -146,9 +146,11 @@ class TorchvisionDetector:
         if len(targets) != len(images):
             raise ShapeError(f"{self.name}: {len(images)} images but {len(targets)} targets")
         targets = [self.torchvision_target(t, im) for t, im in zip(targets, images)]
-        keep_eval = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-        with modes(self, True, keep_eval=() if self.training else keep_eval):
+        if self.training:
             parts = self(images, targets)
+        else:
+            with modes(self, True, keep_eval=(nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)):
+                parts = self(images, targets)
         return {"loss": sum(parts.values()), **parts}
 
     def torchvision_target(self, target: dict[str, Tensor], image: Tensor) -> dict[str, Tensor]:
@@ -162,7 +164,8 @@ class TorchvisionDetector:
 
     def detect(self, images: Tensor | Sequence[Tensor], conf: float = 0.05, iou: float = 0.5,
                max_det: int = 100) -> list[Detections]:
-        """Detections per image in the input's pixels, in eval mode (the module's modes are restored)."""
+        """Detections per image in the input's pixels, in eval mode (the module's modes are restored).
+        torchvision keeps scores strictly above `conf`."""
         images = image_list(images, self.name)
         owner = self.roi_heads if hasattr(self, "roi_heads") else self
         with thresholds(owner, conf, iou, max_det), modes(self, False):
@@ -216,7 +219,6 @@ class DetectorSpec:
         builder: torchvision's builder; detector: its class with the protocol (`TorchvisionDetector` first).
         label_offset: 1 where output 0 is the background class.
         class_specific: state_dict key prefixes whose shapes depend on the number of classes.
-        file_eps: the batchnorm eps of torchvision's weight files (its COCO_V1 files were trained with 0).
         resizes: whether `min_size` / `max_size` apply (SSD300's input size is fixed).
     """
 
@@ -224,17 +226,16 @@ class DetectorSpec:
     detector: type
     label_offset: int
     class_specific: tuple[str, ...]
-    file_eps: float | None = None
     resizes: bool = True
 
 
 SPECS: dict[str, DetectorSpec] = {
-    "fasterrcnn_resnet50_fpn": DetectorSpec(detection.fasterrcnn_resnet50_fpn, FasterRCNNDetector, 1, ("roi_heads.box_predictor.",), 0.0),
+    "fasterrcnn_resnet50_fpn": DetectorSpec(detection.fasterrcnn_resnet50_fpn, FasterRCNNDetector, 1, ("roi_heads.box_predictor.",)),
     "maskrcnn_resnet50_fpn": DetectorSpec(
-        detection.maskrcnn_resnet50_fpn, MaskRCNNDetector, 1, ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits."),
-        0.0),
+        detection.maskrcnn_resnet50_fpn, MaskRCNNDetector, 1,
+        ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")),
     "retinanet_resnet50_fpn": DetectorSpec(
-        detection.retinanet_resnet50_fpn, RetinaNetDetector, 0, ("head.classification_head.cls_logits.",), 0.0),
+        detection.retinanet_resnet50_fpn, RetinaNetDetector, 0, ("head.classification_head.cls_logits.",)),
     "fcos_resnet50_fpn": DetectorSpec(detection.fcos_resnet50_fpn, FCOSDetector, 0, ("head.classification_head.cls_logits.",)),
     "ssd300_vgg16": DetectorSpec(detection.ssd300_vgg16, SSDDetector, 1, ("head.classification_head.module_list.",), resizes=False),
 }
@@ -289,7 +290,7 @@ def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
 
 
 def build_detector(name: str, num_classes: int, in_channels: int, mean: Sequence[float] | None,
-                   std: Sequence[float] | None, kwargs: dict[str, Any]) -> TorchvisionDetector:
+                   std: Sequence[float] | None, frozen_batchnorm: bool, kwargs: dict[str, Any]) -> TorchvisionDetector:
     """torchvision's `name` at random init, given the detector protocol (see the module docstring)."""
     spec = SPECS[name]
     if in_channels != 3:
@@ -307,15 +308,18 @@ def build_detector(name: str, num_classes: int, in_channels: int, mean: Sequence
     if hasattr(net, "roi_heads"):
         net.roi_heads.__class__ = ReselectingRoIHeads
     net.name, net.num_classes, net.label_offset = name, num_classes, spec.label_offset
-    net.class_specific, net.file_eps = spec.class_specific, spec.file_eps
+    net.class_specific = spec.class_specific
+    if frozen_batchnorm:
+        freeze_backbone_batchnorm(net)
     net.nms = "torchvision"
     return net
 
 
 def _register(name: str, doc: str) -> None:
     def builder(num_classes: int, in_channels: int = 3, mean: Sequence[float] | None = None,
-                std: Sequence[float] | None = None, **kwargs: Any) -> TorchvisionDetector:
-        return build_detector(name, num_classes, in_channels, mean, std, kwargs)
+                std: Sequence[float] | None = None, frozen_batchnorm: bool = False, **kwargs: Any
+                ) -> TorchvisionDetector:
+        return build_detector(name, num_classes, in_channels, mean, std, frozen_batchnorm, kwargs)
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
@@ -323,20 +327,24 @@ def _register(name: str, doc: str) -> None:
 
 
 _COMMON = ("`mean`/`std` (ImageNet's by default) normalise the input; `min_size`/`max_size` (default: keep "
-           "the input size) and torchvision's other model options (rpn_*, box_*, topk_candidates...) pass through.")
+           "the input size) and torchvision's other model options (rpn_*, box_*, topk_candidates...) pass through; "
+           "`frozen_batchnorm=True` freezes the backbone's batchnorm, for fine-tuning a weight file.")
 _register("fasterrcnn_resnet50_fpn", "torchvision's Faster R-CNN ResNet-50-FPN (v1). " + _COMMON)
 _register("maskrcnn_resnet50_fpn", "torchvision's Mask R-CNN ResNet-50-FPN (v1); targets need 'masks'. " + _COMMON)
 _register("retinanet_resnet50_fpn", "torchvision's RetinaNet ResNet-50-FPN (v1). " + _COMMON)
 _register("fcos_resnet50_fpn", "torchvision's FCOS ResNet-50-FPN. " + _COMMON)
-_register("ssd300_vgg16", "torchvision's SSD300 on VGG-16 (input resized to 300x300). `mean`/`std` as above.")
+_register("ssd300_vgg16", "torchvision's SSD300 on VGG-16 (input resized to 300x300; VGG has no batchnorm). "
+          "`mean`/`std` as above; torchvision's files were trained with mean (0.48235, 0.45882, 0.40784), std 1/255.")
 
 
 def load_torchvision_weights(model: nn.Module, path: str | Path) -> list[str]:
     """Loads a torchvision state_dict file of the same detector (`model.weights=FILE`).
 
     A file for another number of classes loads everything but the class-specific predictor layers,
-    which keep their random init (a warning names them). As torchvision does for a pretrained detector,
-    the backbone's batchnorm layers are then frozen (statistics and scale/shift) and take the file's eps.
+    which keep their random init (a warning names them). Only weights change: build the model with
+    `frozen_batchnorm=True` to fine-tune as torchvision does (its pretrained detectors freeze the
+    backbone's batchnorm). torchvision's COCO_V1 R-CNN and RetinaNet files were trained with batchnorm
+    eps 0; the model keeps eps 1e-5 (eps is in no state_dict: a checkpoint evaluates as it trained).
 
     Returns:
         the state_dict keys left at their initial values.
@@ -360,17 +368,15 @@ def load_torchvision_weights(model: nn.Module, path: str | Path) -> list[str]:
     if skipped:
         warnings.warn(f"{path}: holds another number of classes than the model's {model.num_classes}; "
                       f"left at random init: {', '.join(skipped)}", stacklevel=2)
-    freeze_backbone_batchnorm(model, model.file_eps)
     return skipped
 
 
-def freeze_backbone_batchnorm(model: nn.Module, eps: float | None = None) -> None:
+def freeze_backbone_batchnorm(model: nn.Module) -> None:
     """Locks the backbone's batchnorm layers in eval mode with their scale and shift fixed, as torchvision's
-    FrozenBatchNorm2d has them in a pretrained detector (a few images per batch make poor statistics)."""
+    FrozenBatchNorm2d has them in a pretrained detector (a few images per batch make poor statistics).
+    The layers keep nn.BatchNorm2d's state_dict keys, so files and checkpoints load either way."""
     for m in model.backbone.modules():
         if type(m) is nn.BatchNorm2d:
             m.__class__ = FrozenBatchNorm2d
             m.eval()
             m.requires_grad_(False)
-            if eps is not None:
-                m.eps = eps
