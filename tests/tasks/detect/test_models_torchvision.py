@@ -9,6 +9,7 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torchvision import tv_tensors
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FasterRCNN
 from torchvision.models.detection.roi_heads import RoIHeads
@@ -53,18 +54,19 @@ def small_kwargs(name: str) -> dict:
 
 
 def batch(size: int = SIZE, masks: bool = False) -> tuple[torch.Tensor, list[dict]]:
-    """Two images, the first with two boxes, the second with none."""
+    """Two images, the first with two boxes, the second with none; boxes and masks as zrenie's samples hold them."""
     g = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, size, size, generator=g)
     s = size / 32
     boxes = torch.tensor([[2.0, 3.0, 20.0, 24.0], [10.0, 8.0, 30.0, 30.0]]) * s
-    first = {"boxes": boxes, "labels": torch.tensor([0, K - 1])}
+    first = {"boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(size, size)),
+             "labels": torch.tensor([0, K - 1])}
     second = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
     if masks:
         m = torch.zeros(2, size, size, dtype=torch.uint8)
         for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
             m[i, y1:y2, x1:x2] = 1
-        first["masks"], second["masks"] = m, torch.zeros(0, size, size, dtype=torch.uint8)
+        first["masks"], second["masks"] = tv_tensors.Mask(m), torch.zeros(0, size, size, dtype=torch.uint8)
     return images, [first, second]
 
 

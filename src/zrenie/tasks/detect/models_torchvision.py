@@ -230,14 +230,17 @@ class DetectorSpec:
 
 
 SPECS: dict[str, DetectorSpec] = {
-    "fasterrcnn_resnet50_fpn": DetectorSpec(detection.fasterrcnn_resnet50_fpn, FasterRCNNDetector, 1, ("roi_heads.box_predictor.",)),
+    "fasterrcnn_resnet50_fpn": DetectorSpec(
+        detection.fasterrcnn_resnet50_fpn, FasterRCNNDetector, 1, ("roi_heads.box_predictor.",)),
     "maskrcnn_resnet50_fpn": DetectorSpec(
         detection.maskrcnn_resnet50_fpn, MaskRCNNDetector, 1,
         ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")),
     "retinanet_resnet50_fpn": DetectorSpec(
         detection.retinanet_resnet50_fpn, RetinaNetDetector, 0, ("head.classification_head.cls_logits.",)),
-    "fcos_resnet50_fpn": DetectorSpec(detection.fcos_resnet50_fpn, FCOSDetector, 0, ("head.classification_head.cls_logits.",)),
-    "ssd300_vgg16": DetectorSpec(detection.ssd300_vgg16, SSDDetector, 1, ("head.classification_head.module_list.",), resizes=False),
+    "fcos_resnet50_fpn": DetectorSpec(
+        detection.fcos_resnet50_fpn, FCOSDetector, 0, ("head.classification_head.cls_logits.",)),
+    "ssd300_vgg16": DetectorSpec(
+        detection.ssd300_vgg16, SSDDetector, 1, ("head.classification_head.module_list.",), resizes=False),
 }
 
 # Keyword arguments the builder sets itself: model.kwargs may not.
@@ -284,13 +287,15 @@ def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
         known -= {"min_size", "max_size", "fixed_size"}
     for key in kwargs:
         if key in ("weights", "weights_backbone"):
-            raise ConfigError(f"model.kwargs.{key}: {name} starts from random init; load a file with model.weights=FILE")
+            raise ConfigError(f"model.kwargs.{key}: {name} starts from random init; "
+                              f"load a file with model.weights=FILE")
         if key not in known:
             raise ConfigError(f"model.kwargs.{key}: not an option of {name}; known: {', '.join(sorted(known))}")
 
 
 def build_detector(name: str, num_classes: int, in_channels: int, mean: Sequence[float] | None,
-                   std: Sequence[float] | None, frozen_batchnorm: bool, kwargs: dict[str, Any]) -> TorchvisionDetector:
+                   std: Sequence[float] | None, frozen_batchnorm: bool, kwargs: dict[str, Any]
+                   ) -> TorchvisionDetector:
     """torchvision's `name` at random init, given the detector protocol (see the module docstring)."""
     spec = SPECS[name]
     if in_channels != 3:
