@@ -83,7 +83,8 @@ def _add_task_verbs(verbs, task: str) -> None:
                           epilog=f"examples:\n  zrenie {task} predict runs/a photo.jpg\n"
                                  f"  zrenie {task} predict runs/a ~/photos -r --json predictions.json")
     pr.add_argument("run", help="run directory or checkpoint file")
-    pr.add_argument("images", nargs="+", help="image files (any size and mode) or folders of them")
+    pr.add_argument("images", nargs="+", help="image files (any size and mode) or folders of them, and the "
+                                              "task's options as key=value (detect: conf=0.3 iou=0.5)")
     pr.add_argument("-r", "--recursive", action="store_true", help="look for images in subfolders too")
     pr.add_argument("--topk", type=int, default=5, help="classes shown per image (classification)")
     pr.add_argument("--json", metavar="FILE", help="also write the predictions as JSON ('-' for stdout only)")
@@ -169,6 +170,21 @@ def _keys(task: str, pattern: str) -> int:
     return 0
 
 
+def _predict_options(args: list[str]) -> tuple[list[str], dict]:
+    """Splits predict's arguments into images and the task's `key=value` options (`conf=0.3 iou=0.5`);
+    an argument that names an existing file stays an image even with a `=` in its name."""
+    import yaml
+
+    images, options = [], {}
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if eq and key.isidentifier() and not Path(arg).exists():
+            options[key] = yaml.safe_load(value)
+        else:
+            images.append(arg)
+    return images, options
+
+
 def _predict(task: str, run: str, images: list[str], topk: int, json_path: str | None,
              recursive: bool = False, out: str = "predictions") -> int:
     from zrenie.api import predict
@@ -178,12 +194,16 @@ def _predict(task: str, run: str, images: list[str], topk: int, json_path: str |
 
     path = resolve_checkpoint(run)
     state = load_checkpoint(path, task=task)
-    options = {"topk": topk} if "topk" in inspect.signature(get_task(task).predict).parameters else {}
+    images, options = _predict_options(images)
+    if "topk" in inspect.signature(get_task(task).predict).parameters:
+        options.setdefault("topk", topk)
     results = predict(path, images, task=task, recursive=recursive, **options)
     console.print(f"checkpoint: {path} (epoch {state['epoch']}, best {state.get('best')})", highlight=False,
                   soft_wrap=True)
     text = json.dumps([r.to_dict() for r in results], indent=2)
     pictures = [path for r in results for path in r.write_files(out)]
+    if results:
+        pictures += type(results[0]).write_collection(results, out)
     if pictures:
         console.print(f"wrote {len(pictures)} files to {out}/", highlight=False, soft_wrap=True)
     if json_path == "-":

@@ -31,6 +31,12 @@ class Result:
         results are rows and JSON only and write nothing."""
         return []
 
+    @classmethod
+    def write_collection(cls, results: list["Result"], folder: str | Path) -> list[Path]:
+        """Writes the files that describe all of one predict call's results together (detection's
+        COCO-results JSON) into `folder`; none by default."""
+        return []
+
     def plot(self, ax=None):
         """Draws the prediction on a matplotlib Axes (a new figure when None); returns the Axes."""
         raise NotImplementedError

@@ -1,0 +1,84 @@
+"""`zrenie detect`: short runs on the built-in data through the API and the CLI."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import zrenie
+from zrenie.cli import main
+from zrenie.data.builtin.shapes import shape_scenes
+from zrenie.tasks.detect.predict import DetectionResult, coco_results
+
+TINY = {"epochs": 1, "progress": False, "tensorboard": False, "report": False, "seed": 0,
+        "data.num_samples": 40, "data.size": 32, "data.batch_size": 8, "model.width": 4,
+        "model.kwargs": {"head_channels": 8}}
+CONTRACT = ["ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar100"]
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("det") / "shapes"
+    return zrenie.train("detect", out=str(out), **TINY)
+
+
+def test_metrics_are_the_contract_names_and_reproduce_from_the_checkpoint(shapes_run):
+    test = shapes_run["test"]
+    assert set(CONTRACT) <= set(test)
+    again = zrenie.evaluate(shapes_run["run_dir"] / "best.pt", split="test")["metrics"]
+    assert again["ap50"] == pytest.approx(test["ap50"], abs=1e-9)
+
+
+def test_eval_prints_one_line_per_metric_and_writes_json(shapes_run, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["detect", "eval", str(shapes_run["run_dir"]), "--json", str(out)]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.strip())
+    assert set(CONTRACT) <= set(lines)
+    assert json.loads(out.read_text())["ap"] == pytest.approx(float(lines["ap"]), abs=1e-4)
+
+
+def test_predict_scales_boxes_to_the_input_and_writes_pictures_and_coco_results(shapes_run, tmp_path):
+    image = torch.rand(3, 48, 80)
+    (result,) = zrenie.predict(shapes_run["run_dir"], [image], conf=0.0, max_det=5)
+    assert len(result.boxes) <= 5 and (result.scores[:-1] >= result.scores[1:]).all()
+    assert (result.boxes[:, 2] <= 80 + 1e-4).all() and (result.boxes[:, 3] <= 48 + 1e-4).all()
+    path = tmp_path / "scene.png"
+    Image.fromarray(shape_scenes(1, 32, seed=3)[0].image.transpose(1, 2, 0)).save(path)
+    (expected,) = zrenie.predict(shapes_run["run_dir"], [path], conf=0.0, max_det=3)
+    out = tmp_path / "pred"
+    assert main(["detect", "predict", str(shapes_run["run_dir"]), str(path), "conf=0.0", "max_det=3",
+                 "--out", str(out)]) == 0
+    assert (out / "scene_boxes.png").is_file()
+    results = json.loads((out / "detections.json").read_text())
+    assert [r["bbox"] for r in results] == pytest.approx(
+        [[b[0], b[1], b[2] - b[0], b[3] - b[1]] for b in expected.boxes.tolist()], abs=0.01)
+    images = json.loads((out / "detections_images.json").read_text())["images"]
+    assert images == [{"id": 1, "file_name": str(path), "height": 32, "width": 32}]
+
+
+def test_coco_results_of_hand_made_predictions():
+    one = DetectionResult("a.png", torch.tensor([[1.0, 2, 11, 22]]), torch.tensor([0.9]), torch.tensor([2]),
+                          ["x", "y", "z"], torch.zeros(3, 30, 40))
+    none = DetectionResult("b.png", torch.zeros(0, 4), torch.zeros(0), torch.zeros(0).long(), ["x", "y", "z"])
+    coco = coco_results([one, none])
+    assert coco["annotations"] == [{"image_id": 1, "category_id": 3, "score": 0.9, "bbox": [1.0, 2.0, 10.0, 20.0]}]
+    assert coco["images"] == [{"id": 1, "file_name": "a.png", "height": 30, "width": 40},
+                              {"id": 2, "file_name": "b.png"}]
+    assert coco["categories"][2] == {"id": 3, "name": "z"}
+    assert none.rows()[0]["class"] == "(nothing)" and one.to_dict()["detections"][0]["class"] == "z"
+
+
+def test_localizer_reports_accuracy_and_mean_iou_on_digit_scenes(tmp_path):
+    run = zrenie.train("detect", out=str(tmp_path / "loc"), **{**TINY, "data.name": "digit_scenes", "model.kwargs": {},
+                                                               "model.name": "localizer", "data.num_samples": 60})
+    assert {"acc1", "miou", "ap"} <= set(run["test"])
+    assert 0 <= run["test"]["miou"] <= 1
+
+
+def test_an_unknown_predict_option_is_one_config_error(shapes_run, tmp_path, capsys):
+    path = tmp_path / "x.png"
+    Image.new("RGB", (16, 16)).save(path)
+    assert main(["detect", "predict", str(shapes_run["run_dir"]), str(path), "confidence=0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "confidence" in err and "Traceback" not in err
