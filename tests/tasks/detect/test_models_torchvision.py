@@ -5,11 +5,13 @@ input) and Mask R-CNN's parity run under `-m slow`, the fast set covers one R-CN
 """
 
 import copy
+import pickle
 
 import pytest
 import torch
 from torch import nn
 from torchvision import tv_tensors
+from torchvision.models import detection
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FasterRCNN
 from torchvision.models.detection.roi_heads import RoIHeads
@@ -99,10 +101,12 @@ def assert_same(ours: dict, theirs: dict, offset: int) -> None:
 def test_parameters_and_keys_equal_torchvisions(name):
     with torch.device("meta"):  # shapes only: no init cost
         ours = build_model(name, num_classes=K)
-        theirs = SPECS[name].builder(weights=None, weights_backbone=None, num_classes=K + BACKGROUND[name])
+        builder = getattr(detection, SPECS[name].builder)
+        theirs = builder(weights=None, weights_backbone=None, num_classes=K + BACKGROUND[name])
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert type(pickle.loads(pickle.dumps(ours.transform))) is type(ours.transform)  # composed classes pickle
 
 
 @pytest.mark.parametrize("name", [

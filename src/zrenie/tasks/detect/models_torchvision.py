@@ -20,10 +20,15 @@ postprocessing runs with its NMS threshold above 1 (it keeps every candidate) an
 then zrenie's NMS and the cap run on those candidates, at the point where torchvision's would, before the
 rescale to the input size and, for Mask R-CNN, before the mask head. This wraps torchvision's
 `postprocess_detections` instead of copying it or patching `box_ops` module-wide.
+
+Listing models imports no torchvision: the classes that extend torchvision's are composed on first use
+(`composed`), from mixins written here, and the module's `__getattr__` names them for pickle.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import inspect
 import warnings
 from contextlib import contextmanager
@@ -33,10 +38,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import detection
-from torchvision.models.detection.roi_heads import RoIHeads
-from torchvision.models.detection.ssd import SSD
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from zrenie.errors import CheckpointError, ConfigError, ShapeError
 from zrenie.nn.transfer import FrozenBatchNorm2d, read_weights
@@ -50,8 +51,9 @@ KEEP_ALL_IOU = 2.0
 KEEP_ALL_DETECTIONS = 1_000_000
 
 
-class NativeSizeTransform(GeneralizedRCNNTransform):
-    """torchvision's input transform without the resize: images keep the size the data gives them."""
+class KeepInputSize:
+    """Mixin for torchvision's input transform (`NativeSizeTransform`): no resize, images keep the size
+    the data gives them."""
 
     def resize(self, image: Tensor, target: dict[str, Tensor] | None = None
                ) -> tuple[Tensor, dict[str, Tensor] | None]:
@@ -98,8 +100,9 @@ def reselect(owner: nn.Module, postprocess: Callable[[], list[Detections]]) -> l
     return [{k: v[i] for k, v in d.items()} for d, i in zip(candidates, kept)]
 
 
-class ReselectingRoIHeads(RoIHeads):
-    """The R-CNN box head, whose final NMS is `self.nms`'s (set by the detector)."""
+class RoIHeadsSelection:
+    """Mixin for the R-CNN box head (`ReselectingRoIHeads`), whose final NMS is `self.nms`'s (the
+    detector sets it)."""
 
     nms = "torchvision"
 
@@ -108,7 +111,7 @@ class ReselectingRoIHeads(RoIHeads):
             return super().postprocess_detections(*args)
 
         def as_dicts() -> list[Detections]:
-            boxes, scores, labels = super(ReselectingRoIHeads, self).postprocess_detections(*args)
+            boxes, scores, labels = super(RoIHeadsSelection, self).postprocess_detections(*args)
             return [{"boxes": b, "scores": s, "labels": l} for b, s, l in zip(boxes, scores, labels)]
 
         kept = reselect(self, as_dicts)
@@ -135,7 +138,7 @@ class TorchvisionDetector:
     def nms(self, backend: str) -> None:
         batched_nms_of(backend)  # one ConfigError for an unknown name
         self.__dict__["_nms"] = backend
-        if isinstance(getattr(self, "roi_heads", None), ReselectingRoIHeads):
+        if isinstance(getattr(self, "roi_heads", None), RoIHeadsSelection):
             self.roi_heads.nms = backend
 
     def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -189,26 +192,37 @@ class TorchvisionDetector:
         return reselect(self, lambda: super(TorchvisionDetector, self).postprocess_detections(*args))
 
 
-class FasterRCNNDetector(TorchvisionDetector, detection.FasterRCNN):
-    """torchvision's Faster R-CNN with the detector protocol."""
+# Classes made of a mixin and torchvision's class: name -> (mixin, torchvision.models.detection.MODULE.CLASS,
+# class attributes, docstring).
+COMPOSED: dict[str, tuple[type, str, dict[str, Any], str]] = {
+    "FasterRCNNDetector": (TorchvisionDetector, "faster_rcnn.FasterRCNN", {},
+                           "torchvision's Faster R-CNN with the detector protocol."),
+    "MaskRCNNDetector": (TorchvisionDetector, "mask_rcnn.MaskRCNN", {"takes_masks": True},
+                         "torchvision's Mask R-CNN with the detector protocol; `detect` also returns "
+                         "\"masks\" Tensor[n, H, W]."),
+    "RetinaNetDetector": (TorchvisionDetector, "retinanet.RetinaNet", {},
+                          "torchvision's RetinaNet with the detector protocol."),
+    "FCOSDetector": (TorchvisionDetector, "fcos.FCOS", {}, "torchvision's FCOS with the detector protocol."),
+    "SSDDetector": (TorchvisionDetector, "ssd.SSD", {}, "torchvision's SSD300-VGG16 with the detector protocol."),
+    "ReselectingRoIHeads": (RoIHeadsSelection, "roi_heads.RoIHeads", {}, RoIHeadsSelection.__doc__),
+    "NativeSizeTransform": (KeepInputSize, "transform.GeneralizedRCNNTransform", {}, KeepInputSize.__doc__),
+}
 
 
-class MaskRCNNDetector(TorchvisionDetector, detection.MaskRCNN):
-    """torchvision's Mask R-CNN with the detector protocol; `detect` also returns "masks" Tensor[n, H, W]."""
-
-    takes_masks = True
-
-
-class RetinaNetDetector(TorchvisionDetector, detection.RetinaNet):
-    """torchvision's RetinaNet with the detector protocol."""
-
-
-class FCOSDetector(TorchvisionDetector, detection.FCOS):
-    """torchvision's FCOS with the detector protocol."""
+@functools.cache
+def composed(name: str) -> type:
+    """The class `name` of `COMPOSED`: its mixin first, then torchvision's class (imported now)."""
+    mixin, where, attrs, doc = COMPOSED[name]
+    module, base = where.rsplit(".", 1)
+    base_class = getattr(importlib.import_module(f"torchvision.models.detection.{module}"), base)
+    return type(name, (mixin, base_class), {"__module__": __name__, "__qualname__": name, "__doc__": doc, **attrs})
 
 
-class SSDDetector(TorchvisionDetector, SSD):
-    """torchvision's SSD300-VGG16 with the detector protocol."""
+def __getattr__(name: str) -> type:
+    """`models_torchvision.FasterRCNNDetector` and the others, composed on first access (pickle looks them up)."""
+    if name in COMPOSED:
+        return composed(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -216,14 +230,14 @@ class DetectorSpec:
     """What differs between the five detectors.
 
     Attributes:
-        builder: torchvision's builder; detector: its class with the protocol (`TorchvisionDetector` first).
+        builder: the name of torchvision's builder; detector: the `COMPOSED` class it becomes.
         label_offset: 1 where output 0 is the background class.
         class_specific: state_dict key prefixes whose shapes depend on the number of classes.
         resizes: whether `min_size` / `max_size` apply (SSD300's input size is fixed).
     """
 
-    builder: Callable[..., nn.Module]
-    detector: type
+    builder: str
+    detector: str
     label_offset: int
     class_specific: tuple[str, ...]
     resizes: bool = True
@@ -231,16 +245,16 @@ class DetectorSpec:
 
 SPECS: dict[str, DetectorSpec] = {
     "fasterrcnn_resnet50_fpn": DetectorSpec(
-        detection.fasterrcnn_resnet50_fpn, FasterRCNNDetector, 1, ("roi_heads.box_predictor.",)),
+        "fasterrcnn_resnet50_fpn", "FasterRCNNDetector", 1, ("roi_heads.box_predictor.",)),
     "maskrcnn_resnet50_fpn": DetectorSpec(
-        detection.maskrcnn_resnet50_fpn, MaskRCNNDetector, 1,
+        "maskrcnn_resnet50_fpn", "MaskRCNNDetector", 1,
         ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")),
     "retinanet_resnet50_fpn": DetectorSpec(
-        detection.retinanet_resnet50_fpn, RetinaNetDetector, 0, ("head.classification_head.cls_logits.",)),
+        "retinanet_resnet50_fpn", "RetinaNetDetector", 0, ("head.classification_head.cls_logits.",)),
     "fcos_resnet50_fpn": DetectorSpec(
-        detection.fcos_resnet50_fpn, FCOSDetector, 0, ("head.classification_head.cls_logits.",)),
+        "fcos_resnet50_fpn", "FCOSDetector", 0, ("head.classification_head.cls_logits.",)),
     "ssd300_vgg16": DetectorSpec(
-        detection.ssd300_vgg16, SSDDetector, 1, ("head.classification_head.module_list.",), resizes=False),
+        "ssd300_vgg16", "SSDDetector", 1, ("head.classification_head.module_list.",), resizes=False),
 }
 
 # Keyword arguments the builder sets itself: model.kwargs may not.
@@ -274,7 +288,7 @@ def options_of(detector: type) -> set[str]:
     """The keyword arguments of torchvision's detector class, through the constructors its `**kwargs`
     reach (Mask R-CNN's go to Faster R-CNN's, theirs to the input transform's)."""
     names: set[str] = set()
-    for cls in (*detector.__mro__, GeneralizedRCNNTransform):
+    for cls in (*detector.__mro__, *composed("NativeSizeTransform").__mro__):
         if cls.__module__.startswith("torchvision.") and "__init__" in vars(cls):
             names |= set(inspect.signature(cls.__init__).parameters)
     return names - RESERVED_KWARGS - {"self", "kwargs", "_skip_resize"}
@@ -282,7 +296,7 @@ def options_of(detector: type) -> set[str]:
 
 def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """model.kwargs must be options of torchvision's model class that the builder leaves free."""
-    known = options_of(SPECS[name].detector)
+    known = options_of(composed(SPECS[name].detector))
     if not SPECS[name].resizes:
         known -= {"min_size", "max_size", "fixed_size"}
     for key in kwargs:
@@ -305,13 +319,14 @@ def build_detector(name: str, num_classes: int, in_channels: int, mean: Sequence
     check_kwargs(name, kwargs)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     native = spec.resizes and "min_size" not in kwargs and "max_size" not in kwargs
-    net = spec.builder(weights=None, weights_backbone=None, num_classes=num_classes + spec.label_offset,
-                       image_mean=list(mean or IMAGENET_MEAN), image_std=list(std or IMAGENET_STD), **kwargs)
-    net.__class__ = spec.detector  # adds methods only: the same modules, state_dict and forward
+    builder = getattr(importlib.import_module("torchvision.models.detection"), spec.builder)
+    net = builder(weights=None, weights_backbone=None, num_classes=num_classes + spec.label_offset,
+                  image_mean=list(mean or IMAGENET_MEAN), image_std=list(std or IMAGENET_STD), **kwargs)
+    net.__class__ = composed(spec.detector)  # adds methods only: the same modules, state_dict and forward
     if native:
-        net.transform.__class__ = NativeSizeTransform
+        net.transform.__class__ = composed("NativeSizeTransform")
     if hasattr(net, "roi_heads"):
-        net.roi_heads.__class__ = ReselectingRoIHeads
+        net.roi_heads.__class__ = composed("ReselectingRoIHeads")
     net.name, net.num_classes, net.label_offset = name, num_classes, spec.label_offset
     net.class_specific = spec.class_specific
     if frozen_batchnorm:
