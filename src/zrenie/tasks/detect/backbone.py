@@ -1,7 +1,7 @@
 """Feature maps for the detectors: a small built-in network or any zrenie classification backbone.
 
 `FeatureBackbone(name)` gives one map per resolution, finest first, with their `channels` and
-`strides` read by a dry forward pass (`segment.models_encoder.probe_stages`), so CenterNet, SSD and
+`strides` read by a dry forward pass (`zrenie.nn.encoder.probe_stages`), so CenterNet, SSD and
 YOLO take `model.kwargs.backbone=resnet18` (any backbone with `stage_features`) as readily as the default
 `convnet`, a five-stage network of 3x3 conv-BN-ReLU pairs sized for 64-256 pixel images on a CPU.
 `TopDownNeck` merges the maps from the deepest down (FPN's lateral 1x1 + upsample-and-add + 3x3), the
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zrenie.errors import ConfigError
+from zrenie.nn.encoder import build_encoder, probe_stages
 from zrenie.nn.layers import ConvBNAct
 
 DEFAULT_BACKBONE = "convnet"
@@ -62,8 +63,6 @@ class FeatureBackbone(nn.Module):
     def __init__(self, name: str = DEFAULT_BACKBONE, in_channels: int = 3, width: int = 16,
                  kwargs: dict | None = None):
         super().__init__()
-        from zrenie.tasks.segment.models_encoder import build_encoder, probe_stages
-
         self.name = name
         self.body = ConvNet(in_channels, width, **(kwargs or {})) if name == DEFAULT_BACKBONE else \
             build_encoder(name, in_channels, kwargs)
