@@ -102,7 +102,7 @@ def assign_anchors(gt_boxes: Tensor, anchors: Tensor, grids: Sequence[Sequence[i
         "gt", "level", "anchor", "row", "col": Tensor[P] int64 each, one entry per object that keeps its
         slot (P <= k).
     """
-    num_levels, num_anchors = anchors.shape[:2]
+    num_anchors = anchors.shape[1]
     wh = gt_boxes[:, 2:] - gt_boxes[:, :2]
     fit = shape_iou(wh, anchors.reshape(-1, 2).to(wh))  # (k, L * A)
     best_iou, best = fit.max(1) if len(gt_boxes) else (wh.new_zeros(0), wh.new_zeros(0, dtype=torch.long))
