@@ -89,8 +89,8 @@ class DataConfig:
     ann: Union[str, None] = field(default=None, metadata={
         "help": "annotation file of an on-disk dataset (coco: the instances JSON; null: none)"})
     categories: Union[list, str, None] = field(default=None, metadata={
-        "help": "coco: category names (or ids) to segment, a list or a comma string, e.g. person or "
-                "person,car; one gives background/that category, several background + each (null: all)"})
+        "help": "coco, voc, yolo: the classes to keep, in this order, a list or a comma string (helmet,head); "
+                "segmentation adds the background first (null: all; detect also takes data.classes=)"})
     size: Union[int, None] = field(default=None, metadata={
         "help": "resize images to size x size, >= 1 (null: the dataset's native size)", "range": ">= 1"})
     batch_size: int = field(default=128, metadata={"help": "images per batch on each process, >= 1", "range": ">= 1"})
@@ -111,6 +111,9 @@ class DataConfig:
     max_objects: Union[int, None] = field(default=None, metadata={
         "help": "most objects per scene of procedural detection data (shapes: 4, digit_scenes: 1), >= 1 "
                 "(null: the dataset's default)", "range": ">= 1"})
+    mosaic: float = field(default=0.0, metadata={
+        "help": "detection: probability that a training image is a 2x2 mosaic of four (YOLOv4), in [0, 1]; "
+                "data held in memory only", "range": "in [0, 1]"})
     seed: int = field(default=0, metadata={"help": "seed of the split and of procedural data, >= 0",
                                            "range": ">= 0"})
     sampler: str = field(default="random", metadata={

@@ -205,6 +205,49 @@ def trivial_augment(images: Tensor, chunk: int = 8, colour_only: bool = False) -
     return out.float().div_(255)
 
 
+def mosaic(images: Tensor, targets: list[dict], generator: torch.Generator, p: float) -> tuple[Tensor, list[dict]]:
+    """YOLOv4's mosaic: with probability `p` a sample becomes four images of the batch tiled around a random
+    centre, each resized into its quadrant, their boxes and labels with them.
+
+    The centre is drawn in the middle half of the side; the sample itself fills the top-left quadrant and
+    three others of the batch (drawn at random, repeats allowed) the rest. Boxes are scaled and moved with
+    their image; one left under 1 pixel wide or high is dropped.
+
+    Args:
+        images: Tensor[B, C, H, W] float.
+        targets: B dicts {"boxes": Tensor[k, 4] XYXY absolute pixel edges, "labels": Tensor[k]}.
+        generator: the source of every random number (drawn whatever `p`, so `p` changes no other draw order).
+        p: probability that a sample is a mosaic, in [0, 1].
+
+    Returns:
+        (images, targets) of the same sizes; samples not drawn are returned as they were.
+    """
+    import torch.nn.functional as F
+
+    b, _, h, w = images.shape
+    device = generator.device
+    chosen = (torch.rand(b, generator=generator, device=device) < p).tolist()
+    partners = torch.randint(0, b, (b, 3), generator=generator, device=device).tolist()
+    centres = (0.25 + 0.5 * torch.rand(b, 2, generator=generator, device=device)).tolist()
+    out, new_targets = images.clone(), list(targets)
+    for i in range(b):
+        if not chosen[i]:
+            continue
+        cx, cy = max(1, min(w - 1, round(centres[i][0] * w))), max(1, min(h - 1, round(centres[i][1] * h)))
+        quadrants = [(0, 0, cx, cy), (cx, 0, w, cy), (0, cy, cx, h), (cx, cy, w, h)]
+        boxes, labels = [], []
+        for src, (x0, y0, x1, y1) in zip([i, *partners[i]], quadrants):
+            out[i, :, y0:y1, x0:x1] = F.interpolate(images[src:src + 1], size=(y1 - y0, x1 - x0), mode="bilinear",
+                                                    align_corners=False, antialias=True)[0]
+            scale = torch.tensor([(x1 - x0) / w, (y1 - y0) / h] * 2, device=images.device)
+            moved = targets[src]["boxes"].float() * scale + torch.tensor([x0, y0, x0, y0], device=images.device)
+            keep = ((moved[:, 2] - moved[:, 0]) >= 1) & ((moved[:, 3] - moved[:, 1]) >= 1)
+            boxes.append(moved[keep])
+            labels.append(targets[src]["labels"][keep])
+        new_targets[i] = {"boxes": torch.cat(boxes), "labels": torch.cat(labels)}
+    return out, new_targets
+
+
 class BatchAugment:
     """A preset of batch ops: `none`, `light` (crop), `standard` (crop, flip where allowed, cutout),
     `strong` (standard with TrivialAugment before the cutout; MixUp/CutMix are applied by the step).
@@ -217,10 +260,13 @@ class BatchAugment:
         image_size: side of the (square) images.
         hflip: whether a horizontal flip keeps the label.
         mask_fill: mask value of the padding that a crop brings in when boxes are given.
+        mosaic: probability that a detection sample is a 2x2 mosaic (`mosaic`), applied by the loader
+            before the preset's ops.
     """
 
-    def __init__(self, preset: str, image_size: int, hflip: bool, mask_fill: int = MASK_IGNORE):
-        self.preset = preset
+    def __init__(self, preset: str, image_size: int, hflip: bool, mask_fill: int = MASK_IGNORE,
+                 mosaic: float = 0.0):
+        self.preset, self.mosaic = preset, mosaic
         self.padding = max(1, image_size // 8)
         self.cutout = max(1, image_size // 4)
         self.hflip = hflip

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from zrenie.config import TrainConfig
 from zrenie.data.base import DatasetSplits, InMemoryDataset
+from zrenie.errors import ConfigError
 
 
 def epoch_order(n: int, shuffle: bool, seed: int, epoch: int, weights: Tensor | None = None) -> Tensor:
@@ -184,6 +185,10 @@ class TensorLoader:
         if self.kind == "mask":
             x, masks, _ = self.augment.joint(x, g, masks=target)
             return x, masks
+        if getattr(self.augment, "mosaic", 0) > 0:
+            from zrenie.data.batch_aug import mosaic
+
+            x, target = mosaic(x, target, g, self.augment.mosaic)
         x, _, boxes = self.augment.joint(x, g, boxes=[t["boxes"] for t in target])
         return x, [{"boxes": b, "labels": t["labels"][keep]} for (b, keep), t in zip(boxes, target)]
 
@@ -292,8 +297,12 @@ def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, devi
                                rank=rank, world=world, weights=weights)
     kind = getattr(dataset, "target_kind", "class")
     if isinstance(dataset, InMemoryDataset):
-        augment = BatchAugment(cfg.data.augment, splits.image_size, splits.hflip) if train else None
+        augment = BatchAugment(cfg.data.augment, splits.image_size, splits.hflip,
+                               mosaic=cfg.data.mosaic if kind == "boxes" else 0.0) if train else None
         return TensorLoader(dataset, device, norm, sampler, augment, cfg.seed, cfg.channels_last)
+    if train and cfg.data.mosaic > 0:
+        raise ConfigError(f"data.mosaic={cfg.data.mosaic}: mosaics are made from batches held in memory (shapes, "
+                          f"digit_scenes); {cfg.data.name} reads its images from files one at a time")
     from zrenie.data.transforms import eval_transform, native_transform, train_transform
 
     options = {} if kind == "class" else {"target": kind}

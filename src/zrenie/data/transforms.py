@@ -77,6 +77,13 @@ class JointTransform:
         return self.photometric(image).as_subclass(Tensor), target
 
 
+def _per_box_entries(inputs: Any) -> tuple[Tensor, ...]:
+    """The target's per-box tensors that `SanitizeBoundingBoxes` filters with the boxes: labels and, where a
+    dataset marks crowd or difficult objects, iscrowd."""
+    target = inputs[1]
+    return tuple(target[k] for k in ("labels", "iscrowd") if k in target)
+
+
 def _check(augment: str | None, target: str) -> None:
     if augment is not None and augment not in AUGMENTS:
         raise ConfigError(f"unknown data.augment {augment!r}; expected one of {', '.join(AUGMENTS)}")
@@ -115,7 +122,7 @@ def train_transform(image_size: int, augment: str, hflip: bool, *,
     else:
         geometric = [v2.RandomResizedCrop(image_size, scale=CROP_SCALE, antialias=True)]
         if target == "boxes":
-            geometric.append(v2.SanitizeBoundingBoxes())
+            geometric.append(v2.SanitizeBoundingBoxes(labels_getter=_per_box_entries))
         if hflip:
             geometric.append(v2.RandomHorizontalFlip())
     photometric: list[v2.Transform] = []

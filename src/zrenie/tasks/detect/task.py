@@ -69,7 +69,7 @@ class DetectTask(Task):
     target = "boxes"
     normalize_inputs = False  # every detector normalises its own input, as torchvision's do
     monitor = ("val/ap", "max")
-    aliases = {"nms": "detect.nms"}
+    aliases = {"nms": "detect.nms", "data.classes": "data.categories"}  # the course project says data.classes
     defaults = {"data.name": "shapes", "model.name": "centernet", "optim.name": "adamw", "optim.lr": 1e-3,
                 "optim.weight_decay": 1e-4, "data.batch_size": 16, "data.augment": "light"}
 
