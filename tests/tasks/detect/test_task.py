@@ -82,3 +82,28 @@ def test_an_unknown_predict_option_is_one_config_error(shapes_run, tmp_path, cap
     assert main(["detect", "predict", str(shapes_run["run_dir"]), str(path), "confidence=0.3"]) == 2
     err = capsys.readouterr().err
     assert "confidence" in err and "Traceback" not in err
+
+
+def _hardhat_folder(root, n=8):
+    """A flat VOC folder as the hard-hat set ships: annotations/*.xml + images/*.png, three classes."""
+    (root / "annotations").mkdir(parents=True)
+    (root / "images").mkdir()
+    for i in range(n):
+        Image.new("RGB", (40, 32), (30 * (i % 5), 90, 60)).save(root / "images" / f"hard_hat_{i}.png")
+        objects = "".join(f"<object><name>{name}</name><difficult>0</difficult><bndbox><xmin>{3 + j * 12}</xmin>"
+                          f"<ymin>4</ymin><xmax>{12 + j * 12}</xmax><ymax>20</ymax></bndbox></object>"
+                          for j, name in enumerate(("helmet", "head", "person")))
+        (root / "annotations" / f"hard_hat_{i}.xml").write_text(
+            f"<annotation><filename>hard_hat_{i}.png</filename><size><width>40</width><height>32</height>"
+            f"<depth>3</depth></size>{objects}</annotation>")
+
+
+def test_the_project_recipe_trains_on_a_flat_voc_folder_with_two_of_three_classes(tmp_path):
+    _hardhat_folder(tmp_path / "hardhat")
+    overrides = {**TINY, "data.root": str(tmp_path / "hardhat"), "data.size": 32, "data.num_samples": None,
+                 "model.kwargs": {"backbone": "convnet", "head_channels": 8}, "data.workers": 0}
+    run = zrenie.train("detect", "project_hardhat", out=str(tmp_path / "run"), **overrides)
+    from zrenie.nn.checkpoint import load_run
+
+    assert load_run(run["run_dir"]).preprocess["classes"] == ["helmet", "head"]
+    assert set(CONTRACT) <= set(run["test"])
