@@ -12,6 +12,7 @@ from torch import Tensor
 
 from zrenie.report.result import Result
 
+DRAW_MIN_SIDE = 256  # drawings of smaller images are enlarged to at least this side
 RESULTS_JSON = "detections.json"  # COCO results of every predicted image, written beside the pictures
 
 
@@ -24,13 +25,18 @@ def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
 
 
 def draw_boxes(image: Tensor, boxes: Tensor, labels: Tensor, classes: Sequence[str], scores: Tensor | None = None,
-               colour: tuple[int, int, int] | None = None, width: int = 2) -> Tensor:
-    """uint8 Tensor[3, H, W]: the image with each box outlined in its class colour (or `colour`) and captioned
-    "class score"."""
+               colour: tuple[int, int, int] | None = None, width: int = 2, min_side: int = DRAW_MIN_SIDE) -> Tensor:
+    """uint8 Tensor[3, H', W']: the image with each box outlined in its class colour (or `colour`) and captioned
+    "class score". An image whose shorter side is under `min_side` is first enlarged by a whole factor
+    (nearest neighbour), so that the captions' fixed-size font stays legible beside small objects."""
     from torchvision.utils import draw_bounding_boxes
 
     rgb = image[:3].expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
     canvas = (rgb.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    factor = max(1, -(-min_side // min(canvas.shape[-2:])))
+    if factor > 1:
+        canvas = canvas.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+        boxes = boxes * factor
     if len(boxes) == 0:
         return canvas
     palette = class_colours(len(classes))

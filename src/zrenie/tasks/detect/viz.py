@@ -13,6 +13,7 @@ from zrenie.tasks.detect.predict import draw_boxes
 AP_PNG = "per_class_ap.png"
 EXAMPLES_PNG = "test_detections.png"
 TRUTH_COLOUR = (40, 200, 60)
+GRID_SIDE = 128  # tiles are drawn at least this large, so captions stay small beside the objects
 
 
 def _ap_bars(per_class: dict[str, float], out_png: Path) -> None:
@@ -36,9 +37,9 @@ def truth_and_prediction_grid(examples: list[tuple], classes: list[str], out_png
 
     tiles, captions = [], []
     for image, truth, found in examples:
-        tiles.append(draw_boxes(image, truth["boxes"], truth["labels"], classes, colour=TRUTH_COLOUR, width=1))
+        tiles.append(draw_boxes(image, truth["boxes"], truth["labels"], classes, colour=TRUTH_COLOUR, min_side=GRID_SIDE))
         captions.append(f"truth: {len(truth['boxes'])}")
-        tiles.append(draw_boxes(image, found["boxes"], found["labels"], classes, found["scores"], width=1))
+        tiles.append(draw_boxes(image, found["boxes"], found["labels"], classes, found["scores"], min_side=GRID_SIDE))
         captions.append(f"found: {len(found['boxes'])}")
     image_grid(torch.stack(tiles).float() / 255, captions, out_png, ncols=6)
 
