@@ -42,8 +42,8 @@ def batched_nms_of(name: str) -> Callable[[Tensor, Tensor, Tensor, float], Tenso
 
 def select_detections(boxes: Tensor, scores: Tensor, labels: Tensor, conf: float, iou: float, max_det: int,
                       nms: str = "torchvision", pre_nms: int = 1000) -> Detections:
-    """One image's candidates -> its detections: score >= conf and a positive area, the best `pre_nms`, class-aware NMS,
-    the best `max_det`, sorted by score.
+    """One image's candidates -> its detections: score >= conf and a positive area, the best `pre_nms`,
+    class-aware NMS, the best `max_det`, sorted by score.
 
     Args:
         boxes: Tensor[N, 4] XYXY pixels; scores: Tensor[N]; labels: Tensor[N] int64.

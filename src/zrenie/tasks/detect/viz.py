@@ -37,9 +37,11 @@ def truth_and_prediction_grid(examples: list[tuple], classes: list[str], out_png
 
     tiles, captions = [], []
     for image, truth, found in examples:
-        tiles.append(draw_boxes(image, truth["boxes"], truth["labels"], classes, colour=TRUTH_COLOUR, min_side=GRID_SIDE))
+        tiles.append(draw_boxes(image, truth["boxes"], truth["labels"], classes, colour=TRUTH_COLOUR,
+                                min_side=GRID_SIDE))
         captions.append(f"truth: {len(truth['boxes'])}")
-        tiles.append(draw_boxes(image, found["boxes"], found["labels"], classes, found["scores"], min_side=GRID_SIDE))
+        tiles.append(draw_boxes(image, found["boxes"], found["labels"], classes, found["scores"],
+                                min_side=GRID_SIDE))
         captions.append(f"found: {len(found['boxes'])}")
     image_grid(torch.stack(tiles).float() / 255, captions, out_png, ncols=6)
 
