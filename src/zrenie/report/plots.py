@@ -266,6 +266,22 @@ def _annotate_cells(ax, counts: np.ndarray, shade: np.ndarray) -> None:
             ax.text(j, i, text, ha="center", va="center", color=color, fontsize=fontsize)
 
 
+def class_bars(values: list[float], classes: list[str], ylabel: str, out_png: Path) -> Path:
+    """One bar per class of a score in [0, 1] (per-class IoU, AP); NaN and negative "no data" values
+    (COCO's -1) are drawn as 0.
+
+    Args:
+        values: one score per class; classes: their names, the x tick labels; ylabel: what the score is.
+    """
+    fig = Figure(figsize=(max(4.0, 0.45 * len(classes) + 1.5), 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(range(len(classes)), [0.0 if v != v or v < 0 else v for v in values], color="#4c72b0")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    return save_figure(fig, out_png)
+
+
 def image_grid(images: Tensor, captions: list[str], out_png: Path, ncols: int = 8) -> Path:
     """Lays images out in a grid with a caption under each.
 

@@ -16,21 +16,6 @@ TRUTH_COLOUR = (40, 200, 60)
 GRID_SIDE = 128  # tiles are drawn at least this large, so captions stay small beside the objects
 
 
-def _ap_bars(per_class: dict[str, float], out_png: Path) -> None:
-    from matplotlib.figure import Figure
-
-    from zrenie.report.plots import save_figure
-
-    classes = list(per_class)
-    fig = Figure(figsize=(max(4.0, 0.45 * len(classes) + 1.5), 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    ax.bar(range(len(classes)), [max(0.0, v) for v in per_class.values()], color="#4c72b0")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("AP@[.50:.95] on the test split")
-    save_figure(fig, out_png)
-
-
 def truth_and_prediction_grid(examples: list[tuple], classes: list[str], out_png: Path) -> None:
     """Pairs of tiles per image: its true boxes (green) and the detections (class colours, with scores)."""
     from zrenie.report.plots import image_grid
@@ -52,7 +37,9 @@ def detection_sections(run_dir: Path, tested: dict[str, Any], classes: list[str]
     sections = []
     per_class = tested.get("per_class") or {}
     if per_class:
-        _ap_bars(per_class, run_dir / AP_PNG)
+        from zrenie.report.plots import class_bars  # matplotlib, imported on use
+
+        class_bars(list(per_class.values()), list(per_class), "AP@[.50:.95] on the test split", run_dir / AP_PNG)
         sections.append(Section(title="AP per class", images=[AP_PNG],
                                 table=[{"class": c, "AP": v} for c, v in per_class.items()],
                                 text="COCO AP averaged over IoU 0.50:0.05:0.95 for each class on the test split; "

@@ -16,21 +16,6 @@ IOU_PNG = "per_class_iou.png"
 WORST_PNG = "worst_images.png"
 
 
-def _iou_bars(iou: list[float], classes: list[str], out_png: Path) -> None:
-    from matplotlib.figure import Figure
-
-    from zrenie.report.plots import save_figure
-
-    fig = Figure(figsize=(max(4.0, 0.45 * len(classes) + 1.5), 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    values = [0.0 if v != v else v for v in iou]
-    ax.bar(range(len(classes)), values, color="#4c72b0")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("IoU on the test split")
-    save_figure(fig, out_png)
-
-
 def prediction_grid(rows: list[tuple], classes: list[str], out_png: Path) -> None:
     """Rows of (image, truth overlay, prediction overlay, error map in red)."""
     from zrenie.report.plots import image_grid
@@ -56,7 +41,9 @@ def segmentation_sections(run_dir: Path, tested: dict[str, Any], classes: list[s
     run_dir = Path(run_dir)
     scores = scores_from_confusion(tested["confusion"])
     iou, dice = scores["iou"].tolist(), scores["dice"].tolist()
-    _iou_bars(iou, classes, run_dir / IOU_PNG)
+    from zrenie.report.plots import class_bars  # matplotlib, imported on use
+
+    class_bars(iou, classes, "IoU on the test split", run_dir / IOU_PNG)
     rows = [{"class": c, "IoU": i, "Dice": d, "pixels": int(n)}
             for c, i, d, n in zip(classes, iou, dice, tested["confusion"].sum(1).tolist())]
     sections = [Section(title="Per-class IoU and Dice", images=[IOU_PNG], table=rows,
