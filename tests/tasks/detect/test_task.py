@@ -107,3 +107,14 @@ def test_the_project_recipe_trains_on_a_flat_voc_folder_with_two_of_three_classe
 
     assert load_run(run["run_dir"]).preprocess["classes"] == ["helmet", "head"]
     assert set(CONTRACT) <= set(run["test"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn"])
+def test_torchvision_detectors_train_evaluate_and_predict_through_the_engine(name, tmp_path):
+    overrides = {**TINY, "model.name": name, "model.kwargs": {}, "model.width": None, "data.size": 64,
+                 "data.num_samples": 24, "data.batch_size": 4}
+    run = zrenie.train("detect", out=str(tmp_path / name), **overrides)
+    assert set(CONTRACT) <= set(run["test"])
+    (result,) = zrenie.predict(run["run_dir"], [torch.rand(3, 50, 70)], conf=0.0, max_det=4)
+    assert len(result.boxes) <= 4 and (result.boxes[:, 2] <= 70 + 1e-3).all()
