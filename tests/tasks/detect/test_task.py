@@ -118,3 +118,20 @@ def test_torchvision_detectors_train_evaluate_and_predict_through_the_engine(nam
     assert set(CONTRACT) <= set(run["test"])
     (result,) = zrenie.predict(run["run_dir"], [torch.rand(3, 50, 70)], conf=0.0, max_det=4)
     assert len(result.boxes) <= 4 and (result.boxes[:, 2] <= 70 + 1e-3).all()
+
+
+def test_a_torchvision_weight_file_keeps_torchvision_input_statistics():
+    from zrenie.config import build_config
+    from zrenie.tasks import get_task
+
+    meta = {"classes": ["a", "b"], "in_channels": 3, "mean": [0.5] * 3, "std": [0.2] * 3}
+    task = get_task("detect")
+    specs = {weights: task.model_specs(build_config(task="detect", **{"model.name": "fasterrcnn_resnet50_fpn",
+                                                                      "model.weights": weights}), meta)["model"][1]
+             for weights in (None, "fasterrcnn.pth")}
+    assert specs[None]["mean"] == [0.5] * 3 and specs[None]["std"] == [0.2] * 3
+    assert specs["fasterrcnn.pth"]["mean"] is None and specs["fasterrcnn.pth"]["std"] is None
+    # without statistics the builder keeps torchvision's: SSD300's are on the 0-255 scale (torchvision's ssd.py)
+    with torch.device("meta"):
+        model = zrenie.build_model("ssd300_vgg16", num_classes=2, mean=None, std=None)
+    assert model.transform.image_mean == [0.48235, 0.45882, 0.40784] and model.transform.image_std == [1 / 255] * 3

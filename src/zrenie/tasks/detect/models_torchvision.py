@@ -44,8 +44,6 @@ from zrenie.nn.transfer import FrozenBatchNorm2d, read_weights
 from zrenie.registry import MODELS
 from zrenie.tasks.detect.base import Detections, batched_nms_of
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's NMS drops a box whose IoU with a better one is > the threshold; IoU never passes 1.
 KEEP_ALL_IOU = 2.0
 KEEP_ALL_DETECTIONS = 1_000_000
@@ -320,8 +318,11 @@ def build_detector(name: str, num_classes: int, in_channels: int, mean: Sequence
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     native = spec.resizes and "min_size" not in kwargs and "max_size" not in kwargs
     builder = getattr(importlib.import_module("torchvision.models.detection"), spec.builder)
-    net = builder(weights=None, weights_backbone=None, num_classes=num_classes + spec.label_offset,
-                  image_mean=list(mean or IMAGENET_MEAN), image_std=list(std or IMAGENET_STD), **kwargs)
+    if mean is not None:  # else torchvision's own statistics: ImageNet's, or SSD300's 0-255 ones
+        kwargs["image_mean"] = list(mean)
+    if std is not None:
+        kwargs["image_std"] = list(std)
+    net = builder(weights=None, weights_backbone=None, num_classes=num_classes + spec.label_offset, **kwargs)
     net.__class__ = composed(spec.detector)  # adds methods only: the same modules, state_dict and forward
     if native:
         net.transform.__class__ = composed("NativeSizeTransform")
@@ -346,8 +347,9 @@ def _register(name: str, doc: str) -> None:
     MODELS.register(name, tags=("detect",))(builder)
 
 
-_COMMON = ("`mean`/`std` (ImageNet's by default) normalise the input; `min_size`/`max_size` (default: keep "
-           "the input size) and torchvision's other model options (rpn_*, box_*, topk_candidates...) pass through; "
+_COMMON = ("`mean`/`std` (torchvision's by default, the statistics its weight files were trained with) normalise "
+           "the input; `min_size`/`max_size` (default: keep the input size) and torchvision's other model options "
+           "(rpn_*, box_*, topk_candidates...) pass through; "
            "`frozen_batchnorm=True` freezes the backbone's batchnorm, for fine-tuning a weight file.")
 _register("fasterrcnn_resnet50_fpn", "torchvision's Faster R-CNN ResNet-50-FPN (v1). " + _COMMON)
 _register("maskrcnn_resnet50_fpn", "torchvision's Mask R-CNN ResNet-50-FPN (v1); targets need 'masks'. " + _COMMON)

@@ -14,6 +14,7 @@ from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
 from zrenie.errors import ConfigError
 from zrenie.tasks import Task, register_task
 from zrenie.tasks.detect.base import NMS_BACKENDS
+from zrenie.tasks.detect.models_torchvision import SPECS as TORCHVISION_DETECTORS
 from zrenie.tasks.detect.predict import DetectionResult
 
 EXAMPLE_IMAGES = 12  # test images drawn in the report
@@ -93,6 +94,9 @@ class DetectTask(Task):
                                   "mean": list(preprocess["mean"]), "std": list(preprocess["std"])}
         if cfg.model.width is not None:
             kwargs["width"] = cfg.model.width
+        if cfg.model.weights and cfg.model.name in TORCHVISION_DETECTORS:
+            # a torchvision weight file was trained on torchvision's input statistics (SSD300's are 0-255)
+            kwargs["mean"] = kwargs["std"] = None
         return {"model": (cfg.model.name, {**kwargs, **cfg.model.kwargs})}
 
     def prepare_models(self, models: dict[str, nn.Module], cfg: TrainConfig) -> None:
