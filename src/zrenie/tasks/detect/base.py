@@ -70,13 +70,30 @@ def stack_images(images: Tensor | Sequence[Tensor], name: str) -> Tensor:
     return torch.stack(list(images))
 
 
-class InputNormalize(nn.Module):
-    """`(x - mean) / std` per channel, with the statistics stored as buffers (they travel in checkpoints)."""
+def per_channel(values: Sequence[float], channels: int, name: str) -> list[float]:
+    """One value per input channel: a single value repeats; any other count than `channels` is a ConfigError."""
+    values = [float(v) for v in values]
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        raise ConfigError(f"{name} has {len(values)} values for {channels} input channels")
+    return values
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+
+class InputNormalize(nn.Module):
+    """`(x - mean) / std` per channel, with the statistics stored as buffers (they travel in checkpoints).
+
+    Args:
+        mean, std: one value per channel, or one for all `channels`.
+        channels: input channels (None: as many as `mean` has).
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], channels: int | None = None):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        channels = len(mean) if channels is None else channels
+        mean, std = per_channel(mean, channels, "mean"), per_channel(std, channels, "std")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)

@@ -106,7 +106,7 @@ class CenterNet(nn.Module):
         if num_classes < 1:
             raise ConfigError(f"centernet needs at least one class, got {num_classes}")
         self.num_classes, self.nms = num_classes, "torchvision"
-        self.normalize = InputNormalize(_per_channel(mean, in_channels), _per_channel(std, in_channels))
+        self.normalize = InputNormalize(mean, std, in_channels)
         self.backbone = FeatureBackbone(backbone, in_channels, width, backbone_kwargs)
         if min(self.backbone.strides) > STRIDE:
             raise ConfigError(f"centernet predicts at stride {STRIDE}; backbone {backbone} has no map finer than "
@@ -191,11 +191,6 @@ def _flatten_targets(targets: Sequence[dict], device: torch.device) -> tuple[Ten
     return (torch.cat(boxes).to(device), torch.cat(labels).to(device), torch.cat(index).to(device)) if boxes else \
         (torch.zeros(0, 4, device=device), torch.zeros(0, dtype=torch.long, device=device),
          torch.zeros(0, dtype=torch.long, device=device))
-
-
-def _per_channel(values: Sequence[float], channels: int) -> list[float]:
-    values = list(values)
-    return values * channels if len(values) == 1 else values
 
 
 @MODELS.register("centernet", tags=("detect",))

@@ -132,7 +132,7 @@ class SSD(nn.Module):
                               f"got {list(scales)}")
         self.scales = [float(s) for s in scales]
         self.iou_threshold, self.neg_pos_ratio, self.variances = iou_threshold, neg_pos_ratio, tuple(variances)
-        self.normalize = InputNormalize(_per_channel(mean, in_channels), _per_channel(std, in_channels))
+        self.normalize = InputNormalize(mean, std, in_channels)
         self.backbone = FeatureBackbone(backbone, in_channels, width, backbone_kwargs)
         channels = self._build_levels(neck, neck_channels)
         boxes = num_default_boxes(self.aspect_ratios)
@@ -235,11 +235,6 @@ def _per_level_ratios(ratios: Sequence[float] | Sequence[Sequence[float]], level
     if len(ratios) != levels:
         raise ConfigError(f"ssd: aspect_ratios has {len(ratios)} lists for {levels} levels")
     return [[float(r) for r in level] for level in ratios]
-
-
-def _per_channel(values: Sequence[float], channels: int) -> list[float]:
-    values = list(values)
-    return values * channels if len(values) == 1 else values
 
 
 @MODELS.register("ssd", tags=("detect",))

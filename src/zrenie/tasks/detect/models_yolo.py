@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from zrenie.errors import ConfigError
 from zrenie.registry import MODELS
 from zrenie.tasks.detect.backbone import DEFAULT_BACKBONE, FeatureBackbone, TopDownNeck
-from zrenie.tasks.detect.base import Detections, InputNormalize, select_detections, stack_images
+from zrenie.tasks.detect.base import Detections, InputNormalize, per_channel, select_detections, stack_images
 from zrenie.tasks.detect.models_yolo_anchor import DEFAULT_ANCHORS, DEFAULT_STRIDES, IGNORE_IOU, YOLOAnchorHead
 from zrenie.tasks.detect.models_yolo_v1 import LAMBDA_COORD, LAMBDA_NOOBJ, YOLOv1Head
 
@@ -64,15 +64,6 @@ class YOLO(nn.Module):
                 for c in self.head.candidates(self(images), images.shape[-2:])]
 
 
-def _per_channel(values: Sequence[float], channels: int, name: str) -> list[float]:
-    values = [float(v) for v in values]
-    if len(values) == 1:
-        return values * channels
-    if len(values) != channels:
-        raise ConfigError(f"yolo: {name} has {len(values)} values for {channels} input channels")
-    return values
-
-
 @MODELS.register("yolo", tags=("detect",))
 def yolo(num_classes: int, in_channels: int = 3, mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.25,),
          version: str = "v1", backbone: str = DEFAULT_BACKBONE, width: int = 16, channels: int = 64,
@@ -116,5 +107,5 @@ def yolo(num_classes: int, in_channels: int = 3, mean: Sequence[float] = (0.5,),
             raise ConfigError(f"yolo: {len(anchors)} anchor levels for {len(levels)} strides {levels}")
         head = YOLOAnchorHead(channels, num_classes, anchors, IGNORE_IOU if ignore_iou is None else ignore_iou)
     neck = TopDownNeck(body.channels, body.strides, channels, min(levels))
-    mean, std = _per_channel(mean, in_channels, "mean"), _per_channel(std, in_channels, "std")
+    mean, std = per_channel(mean, in_channels, "yolo: mean"), per_channel(std, in_channels, "yolo: std")
     return YOLO(head, body, neck, levels, mean, std)

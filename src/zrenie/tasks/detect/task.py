@@ -84,7 +84,7 @@ class DetectTask(Task):
     def _single_object(cfg: TrainConfig) -> bool:
         from zrenie.registry import MODELS
 
-        return bool(getattr(MODELS.get(cfg.model.name), "single_object", False)) or cfg.model.name == "localizer"
+        return bool(getattr(MODELS.get(cfg.model.name), "single_object", False))
 
     def metric_names(self, cfg: TrainConfig, preprocess: dict) -> list[str]:
         return self.build_step(cfg, preprocess).new_metric().names
