@@ -26,7 +26,9 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from zrenie.errors import ConfigError, DataError
@@ -136,7 +138,8 @@ class _Problem:
         return g_W, g_b if self.fit_intercept else torch.zeros_like(g_b)  # without an intercept b stays 0
 
 
-def _fit_gd(problem: _Problem, W: Tensor, b: Tensor, est: "LogisticRegression", monitor) -> tuple[Tensor, Tensor, int]:
+def _fit_gd(problem: _Problem, W: Tensor, b: Tensor, est: LogisticRegression,
+            monitor: _Monitor) -> tuple[Tensor, Tensor, int]:
     """FISTA (Beck & Teboulle 2009) with a backtracking line search and function-value restarts
     (O'Donoghue & Candes 2015). Restarts keep the linear rate of a strongly convex objective, which plain
     FISTA loses to oscillation; without them 1e-10 tolerances take tens of thousands of steps.
@@ -150,7 +153,8 @@ def _fit_gd(problem: _Problem, W: Tensor, b: Tensor, est: "LogisticRegression", 
             n_W = soft_threshold(y_W - step * g_W, step * problem.a1)
             n_b = y_b - step * g_b
             d_W, d_b = n_W - y_W, n_b - y_b
-            model = f_y + float((g_W * d_W).sum() + (g_b * d_b).sum()) + float((d_W**2).sum() + (d_b**2).sum()) / (2 * step)
+            slope = float((g_W * d_W).sum() + (g_b * d_b).sum())
+            model = f_y + slope + float((d_W**2).sum() + (d_b**2).sum()) / (2 * step)
             if problem.smooth(n_W, n_b) <= model + 1e-12 * abs(f_y) or step < 1e-20:
                 break
             step *= 0.5
@@ -169,7 +173,8 @@ def _fit_gd(problem: _Problem, W: Tensor, b: Tensor, est: "LogisticRegression", 
     return x_W, x_b, est.max_iter
 
 
-def _fit_stochastic(problem: _Problem, W: Tensor, b: Tensor, est: "LogisticRegression", monitor) -> tuple[Tensor, Tensor, int]:
+def _fit_stochastic(problem: _Problem, W: Tensor, b: Tensor, est: LogisticRegression,
+                    monitor: _Monitor) -> tuple[Tensor, Tensor, int]:
     """Proximal SGD: for each mini-batch (one sample for `sgd`) of a shuffled epoch, a gradient step on the batch's
     mean log-loss and the L2 term, then soft-thresholding for the L1 term. Stops when the training objective has
     not improved by tol for n_iter_no_change epochs (scikit-learn's SGDClassifier rule)."""
@@ -191,7 +196,7 @@ def _fit_stochastic(problem: _Problem, W: Tensor, b: Tensor, est: "LogisticRegre
     return W, b, est.max_iter
 
 
-def _warn_not_converged(est: "LogisticRegression") -> None:
+def _warn_not_converged(est: LogisticRegression) -> None:
     warnings.warn(f"logreg: solver {est.solver!r} did not converge in max_iter={est.max_iter} "
                   f"(tol={est.tol}); raise max_iter or tol", ConvergenceWarning, stacklevel=3)
 
@@ -201,7 +206,7 @@ class _Monitor:
 
     With a validation set it keeps the weights of the best validation loss, which `fit` returns."""
 
-    def __init__(self, est: "LogisticRegression", X_val: Tensor | None, Y_val: Tensor | None):
+    def __init__(self, est: LogisticRegression, X_val: Tensor | None, Y_val: Tensor | None):
         self.est, self.X_val, self.Y_val = est, X_val, Y_val
         self.loss_curve: list[float] = []
         self.val_loss_curve: list[float] = []
@@ -279,30 +284,52 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise LogRegParamError(f"logreg: validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         return (0.0, 0.0) if math.isinf(self.C) else penalty_weights(self.penalty, self.l1_ratio)
 
-    def _check_X(self, X) -> np.ndarray:
+    def _check_X(self, X, fitting: bool = False) -> np.ndarray:
+        """X as a float64 array `(n, d)`; when predicting, d must be the fitted number of features."""
+        if hasattr(X, "toarray"):
+            raise LogRegDataError("logreg: sparse input is not supported, pass a dense array (X.toarray())")
         try:
             X = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise LogRegDataError(f"logreg: X must hold numbers ({err})") from None
-        if X.ndim != 2 or X.shape[0] == 0:
-            raise LogRegDataError(f"logreg: X must be 2-D (n_samples, n_features) with n_samples >= 1, got shape {X.shape}")
+        if X.ndim != 2:
+            raise LogRegDataError(f"logreg: X must be 2-D (n_samples, n_features), got shape {X.shape}: "
+                                  f"Reshape your data")
+        for axis, what in ((0, "sample"), (1, "feature")):
+            if X.shape[axis] == 0:
+                raise LogRegDataError(f"logreg: found array with 0 {what}(s) (shape={X.shape}) while a minimum of 1 "
+                                      f"is required.")
         if not np.isfinite(X).all():
             raise LogRegDataError("logreg: X holds NaN or infinite values")
-        if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
-            raise LogRegDataError(f"logreg: X has {X.shape[1]} features, the model was fitted on {self.n_features_in_}")
+        if not fitting and X.shape[1] != self.n_features_in_:
+            raise LogRegDataError(f"logreg: X has {X.shape[1]} features, but LogisticRegression is expecting "
+                                  f"{self.n_features_in_} features as input")
         return X
 
-    def fit(self, X, y) -> "LogisticRegression":
+    def _check_y(self, y, n_samples: int) -> np.ndarray:
+        """y as a 1-D array of class labels, one per sample; a `(n, 1)` column is flattened, as scikit-learn does."""
+        if y is None:
+            raise LogRegDataError("logreg: LogisticRegression requires y to be passed, but the target y is None")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected: logreg flattens it",
+                          DataConversionWarning, stacklevel=3)
+            y = y[:, 0]
+        if y.ndim != 1 or y.shape[0] != n_samples:
+            raise LogRegDataError(f"logreg: y must be 1-D with one label per row of X ({n_samples}), "
+                                  f"got shape {y.shape}")
+        if type_of_target(y) not in ("binary", "multiclass"):
+            raise LogRegDataError(f"logreg: Unknown label type {type_of_target(y)!r}: y must hold class labels")
+        return y
+
+    def fit(self, X, y) -> LogisticRegression:
         """Fit on samples `X` `(n, d)` and labels `y` `(n,)` of any kind (ints, strings ...) with >= 2 classes."""
         l1, l2 = self._check_params()
-        self.__dict__.pop("n_features_in_", None)
-        X = self._check_X(X)
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise LogRegDataError(f"logreg: y must be 1-D with one label per row of X, got shape {y.shape} for X {X.shape}")
+        X = self._check_X(X, fitting=True)
+        y = self._check_y(y, X.shape[0])
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise LogRegDataError(f"logreg: y needs at least two classes, got only {self.classes_.tolist()}")
+            raise LogRegDataError(f"logreg: y has one class ({self.classes_[0]!r}), it needs at least two")
         self.n_features_in_ = X.shape[1]
         K = len(self.classes_)
         Y = np.eye(K)[codes] if K > 2 else (codes == 1).astype(np.float64)[:, None]  # (n, K')
@@ -337,10 +364,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X) -> np.ndarray:
         """Scores X @ coef_.T + intercept_: `(n,)` for two classes (the second class's logit), else `(n, K)`."""
-        if not hasattr(self, "coef_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("logreg: call fit before predicting")
+        check_is_fitted(self, "coef_")
         scores = self._check_X(X) @ self.coef_.T + self.intercept_  # (n, K')
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
