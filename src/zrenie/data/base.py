@@ -75,9 +75,11 @@ class InMemoryDataset(Dataset):
         if self.target_kind == "mask":
             return image, tv_tensors.Mask(self.targets[index].long())
         target = self.targets[index]
-        return image, {"boxes": tv_tensors.BoundingBoxes(target["boxes"], format="XYXY",
-                                                         canvas_size=tuple(image.shape[-2:])),
-                       "labels": target["labels"]}
+        out = {"boxes": tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=tuple(image.shape[-2:])),
+               "labels": target["labels"]}
+        if "masks" in target:
+            out["masks"] = tv_tensors.Mask(target["masks"])
+        return image, out
 
     def subset(self, indices: Sequence[int] | Tensor) -> "InMemoryDataset":
         idx = torch.as_tensor(indices, dtype=torch.long)

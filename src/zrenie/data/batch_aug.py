@@ -113,6 +113,23 @@ def crop_boxes(boxes: list[Tensor], padding: int, dx: Tensor, dy: Tensor,
     return [(m[k], k) for m, k in zip(moved.split(sizes), keep.split(sizes))]
 
 
+def per_instance(op, masks: list[Tensor], per_sample: tuple[Tensor, ...], *args, **kwargs) -> list[Tensor]:
+    """Applies a batch op to instance masks, each sample's draws repeated for each of its objects.
+
+    Args:
+        op: `crop_at`-like, taking `(x, *args, *per_sample_values, **kwargs)`; its first argument is
+            Tensor[sum k_i, H, W].
+        masks: B tensors Tensor[k_i, H, W] (any dtype), one mask per object of a sample.
+        per_sample: the op's Tensor[B] arguments (crop offsets, flip flags), one value per sample.
+    """
+    counts = torch.tensor([len(m) for m in masks])
+    if not masks or int(counts.sum()) == 0:
+        return list(masks)
+    flat = torch.cat(masks)
+    repeated = [v.to(flat.device).repeat_interleave(counts.to(flat.device)) for v in per_sample]
+    return list(op(flat, *args, *repeated, **kwargs).split(counts.tolist()))
+
+
 def random_crop(images: Tensor, padding: int, generator: torch.Generator) -> Tensor:
     """Pads by `padding` (reflect) and crops back to the original size at a random offset per sample.
 
@@ -215,7 +232,8 @@ def mosaic(images: Tensor, targets: list[dict], generator: torch.Generator, p: f
 
     Args:
         images: Tensor[B, C, H, W] float.
-        targets: B dicts {"boxes": Tensor[k, 4] XYXY absolute pixel edges, "labels": Tensor[k]}.
+        targets: B dicts {"boxes": Tensor[k, 4] XYXY absolute pixel edges, "labels": Tensor[k]}, and
+            optionally "masks" Tensor[k, H, W] instance masks, resized with their image (nearest).
         generator: the source of every random number (drawn whatever `p`, so `p` changes no other draw order).
         p: probability that a sample is a mosaic, in [0, 1].
 
@@ -235,17 +253,32 @@ def mosaic(images: Tensor, targets: list[dict], generator: torch.Generator, p: f
             continue
         cx, cy = max(1, min(w - 1, round(centres[i][0] * w))), max(1, min(h - 1, round(centres[i][1] * h)))
         quadrants = [(0, 0, cx, cy), (cx, 0, w, cy), (0, cy, cx, h), (cx, cy, w, h)]
-        boxes, labels = [], []
+        parts: dict[str, list[Tensor]] = {key: [] for key in targets[i]}
         for src, (x0, y0, x1, y1) in zip([i, *partners[i]], quadrants):
             out[i, :, y0:y1, x0:x1] = F.interpolate(images[src:src + 1], size=(y1 - y0, x1 - x0), mode="bilinear",
                                                     align_corners=False, antialias=True)[0]
             scale = torch.tensor([(x1 - x0) / w, (y1 - y0) / h] * 2, device=images.device)
             moved = targets[src]["boxes"].float() * scale + torch.tensor([x0, y0, x0, y0], device=images.device)
             keep = ((moved[:, 2] - moved[:, 0]) >= 1) & ((moved[:, 3] - moved[:, 1]) >= 1)
-            boxes.append(moved[keep])
-            labels.append(targets[src]["labels"][keep])
-        new_targets[i] = {"boxes": torch.cat(boxes), "labels": torch.cat(labels)}
+            parts["boxes"].append(moved[keep])
+            parts["labels"].append(targets[src]["labels"][keep])
+            if "masks" in parts:
+                parts["masks"].append(_mask_into(targets[src]["masks"][keep.to(targets[src]["masks"].device)],
+                                                 (x0, y0, x1, y1), (h, w)))
+        new_targets[i] = {key: torch.cat(values) for key, values in parts.items()}
     return out, new_targets
+
+
+def _mask_into(masks: Tensor, box: tuple[int, int, int, int], canvas: tuple[int, int]) -> Tensor:
+    """Instance masks Tensor[k, H, W] resized (nearest) into `box` (x0, y0, x1, y1) of an empty canvas."""
+    import torch.nn.functional as F
+
+    x0, y0, x1, y1 = box
+    out = torch.zeros((len(masks), *canvas), dtype=masks.dtype, device=masks.device)
+    if len(masks):
+        resized = F.interpolate(masks[:, None].float(), size=(y1 - y0, x1 - x0), mode="nearest")[:, 0]
+        out[:, y0:y1, x0:x1] = resized.to(masks.dtype)
+    return out
 
 
 class BatchAugment:
@@ -294,12 +327,14 @@ class BatchAugment:
 
         The crop pads by reflection without boxes, and masks are reflected the same way so that
         they keep labelling the mirrored pixels. With boxes it pads with zeros (masks with
-        `mask_fill`): a reflection would show mirrored objects that have no box.
+        `mask_fill`, instance masks with 0): a reflection would show mirrored objects that have no box.
 
         Args:
             images: Tensor[B, C, H, W] or clips Tensor[B, T, C, H, W], float.
             generator: the source of every random number except TrivialAugment's.
-            masks: Tensor[B, H, W] (Tensor[B, T, H, W] for clips) integer class map, or None.
+            masks: Tensor[B, H, W] (Tensor[B, T, H, W] for clips) integer class map; or, with boxes,
+                B tensors Tensor[k_i, H, W] of instance masks, one per box (returned in the same form,
+                unfiltered: index them with the returned `keep` as the labels); or None.
             boxes: B tensors Tensor[k_i, 4] float (x1, y1, x2, y2) in absolute pixel edges, one
                 set per sample (per clip), or None.
 
@@ -310,7 +345,10 @@ class BatchAugment:
             with `labels[keep]`. A box survives when at least 1 pixel of width and height stays.
         """
         b, h, w = images.shape[0], images.shape[-2], images.shape[-1]
-        if masks is not None and (masks.shape[0] != b or masks.shape[-2:] != (h, w)):
+        instances = isinstance(masks, (list, tuple))
+        if instances and (len(masks) != b or any(m.shape[-2:] != (h, w) for m in masks)):
+            raise ValueError(f"{len(masks)} instance mask sets do not match images {tuple(images.shape)}")
+        if masks is not None and not instances and (masks.shape[0] != b or masks.shape[-2:] != (h, w)):
             raise ValueError(f"masks of shape {tuple(masks.shape)} do not match images {tuple(images.shape)}")
         if boxes is not None and len(boxes) != b:
             raise ValueError(f"{len(boxes)} box sets for a batch of {b}")
@@ -318,7 +356,9 @@ class BatchAugment:
         if self.preset != "none":
             dx, dy = crop_offsets(b, self.padding, generator, images.device)
             images = crop_at(images, self.padding, dx, dy, fill=None if boxes is None else 0.0)
-            if masks is not None:
+            if instances:
+                masks = per_instance(crop_at, masks, (dx, dy), self.padding, fill=0)
+            elif masks is not None:
                 masks = crop_at(masks, self.padding, dx, dy, fill=None if boxes is None else self.mask_fill)
             if boxes is not None:
                 cropped = crop_boxes(boxes, self.padding, dx, dy, (h, w))
@@ -326,7 +366,8 @@ class BatchAugment:
             if self.hflip:
                 flip = flip_draws(b, generator, images.device)
                 images = hflip_where(images, flip)
-                masks = None if masks is None else hflip_where(masks, flip)
+                masks = (per_instance(hflip_where, masks, (flip,)) if instances
+                         else None if masks is None else hflip_where(masks, flip))
                 boxes = None if boxes is None else hflip_boxes(boxes, flip, w)
             if self.preset in ("standard", "strong"):
                 if self.preset == "strong":

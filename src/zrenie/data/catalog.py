@@ -14,8 +14,9 @@ from zrenie.errors import ConfigError, DataError
 from zrenie.registry import DATASETS
 
 def open_splits(cfg: DataConfig, target: str = "class") -> DatasetSplits:
-    """The splits of dataset `cfg.name` with targets of kind `target` ("class", "mask", "boxes"), which the
-    task chooses: `shapes` serves all three under one name; a dataset serves the kinds it is tagged with."""
+    """The splits of dataset `cfg.name` with targets of kind `target` ("class", "mask", "boxes", or "instances":
+    boxes with instance masks), which the task chooses: `shapes` serves all four under one name; a dataset
+    serves the kinds it is tagged with."""
     builder = DATASETS.get(cfg.name)
     kinds = DATASETS.tags(cfg.name) or {"class"}
     if target not in kinds:

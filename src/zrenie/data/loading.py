@@ -5,7 +5,8 @@ A batch is a dict:
     "image"   Tensor[B, C, H, W] float (normalised with the dataset's mean/std unless the task normalises
               inside its model), Tensor[B, T, C, H, W] for clips, or a list of Tensor[C, H_i, W_i]
     "target"  class indices Tensor[B], class maps Tensor[B, H, W] long, or a list of
-              {"boxes": Tensor[k, 4] XYXY pixels, "labels": Tensor[k]}
+              {"boxes": Tensor[k, 4] XYXY pixels, "labels": Tensor[k]} (and "masks" Tensor[k, H, W] bool
+              instance masks where the task asked for "instances")
     "index"   Tensor[B]: each sample's index in its dataset, the key of per-sample results
 
 and per-sample keys kept on the CPU (`orig_size` ...). Which samples form a batch is a batch sampler's
@@ -189,8 +190,12 @@ class TensorLoader:
             from zrenie.data.batch_aug import mosaic
 
             x, target = mosaic(x, target, g, self.augment.mosaic)
-        x, _, boxes = self.augment.joint(x, g, boxes=[t["boxes"] for t in target])
-        return x, [{"boxes": b, "labels": t["labels"][keep]} for (b, keep), t in zip(boxes, target)]
+        instances = [t["masks"] for t in target] if target and "masks" in target[0] else None
+        x, masks, boxes = self.augment.joint(x, g, masks=instances, boxes=[t["boxes"] for t in target])
+        out = [{"boxes": b, "labels": t["labels"][keep]} for (b, keep), t in zip(boxes, target)]
+        for t, m, (_, keep) in zip(out, masks or (), boxes):
+            t["masks"] = m[keep.to(m.device)]
+        return x, out
 
     def __iter__(self) -> Iterator[dict]:
         batches = self.sampler.batches(self.epoch)

@@ -105,3 +105,44 @@ def test_loss_is_weighted_by_images_and_optional():
     metric.update({"detections": pairs[1][0]["detections"]}, pairs[1][1])  # no loss
     assert metric.compute()["loss"] == pytest.approx((3 * 1 + 1 * 5) / 4)
     assert np.isnan(DetectionMetric(CLASSES).compute()["loss"])
+
+
+def test_mask_ap_equals_pycocotools_segm():
+    """Mask R-CNN's `mask_*` numbers: probabilistic masks cut at 0.5, against pycocotools on masks encoded
+    here with pycocotools' own `mask.encode` (areas from its `mask.area`)."""
+    from pycocotools import mask as mask_utils
+
+    g = torch.Generator().manual_seed(5)
+    h = w = 24
+    targets, detections, images, anns, dets = [], [], [], [], []
+    for i in range(6):
+        k = int(torch.randint(1, 4, (1,), generator=g))
+        masks = torch.rand(k, h, w, generator=g) < torch.rand(k, 1, 1, generator=g)  # object-sized blobs
+        masks[:, :4] = False
+        probs = (masks.float() * 0.5 + torch.rand(k, h, w, generator=g) * 0.6).clamp(0, 1)  # 1 in 6 spurious
+        labels = torch.randint(0, 3, (k,), generator=g)
+        scores = torch.rand(k, generator=g)
+        boxes = torch.tensor([[0, 0, w, h]] * k, dtype=torch.float32)
+        targets.append({"boxes": boxes, "labels": labels, "masks": masks})
+        detections.append({"boxes": boxes, "scores": scores, "labels": labels, "masks": probs})
+        images.append({"id": i + 1, "height": h, "width": w})
+        for m, c in zip(masks.numpy(), labels.tolist()):
+            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": c + 1, "segmentation": rle,
+                         "area": float(mask_utils.area(rle)), "iscrowd": 0})
+        for p, c, s in zip(probs.numpy(), labels.tolist(), scores.tolist()):
+            dets.append({"image_id": i + 1, "category_id": c + 1, "score": s,
+                         "segmentation": mask_utils.encode(np.asfortranarray((p > 0.5).astype(np.uint8)))})
+    metric = DetectionMetric(CLASSES, masks=True)
+    metric.update({"detections": detections}, {"target": targets, "index": torch.arange(6)})
+    ours = metric.compute()
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = {"images": images, "annotations": anns,
+                        "categories": [{"id": c + 1, "name": n} for c, n in enumerate(CLASSES)]}
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(dets), "segm")
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert metric.names[-3:] == ["mask_ap", "mask_ap50", "mask_ap75"]
+    assert 0.05 < ours["mask_ap"] < 0.95, ours
+    assert [ours["mask_ap"], ours["mask_ap50"], ours["mask_ap75"]] == pytest.approx(list(ev.stats[:3]), abs=1e-6)

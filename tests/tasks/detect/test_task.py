@@ -110,12 +110,13 @@ def test_the_project_recipe_trains_on_a_flat_voc_folder_with_two_of_three_classe
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn"])
+@pytest.mark.parametrize("name", ["fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn", "maskrcnn_resnet50_fpn"])
 def test_torchvision_detectors_train_evaluate_and_predict_through_the_engine(name, tmp_path):
     overrides = {**TINY, "model.name": name, "model.kwargs": {}, "model.width": None, "data.size": 64,
                  "data.num_samples": 24, "data.batch_size": 4}
     run = zrenie.train("detect", out=str(tmp_path / name), **overrides)
     assert set(CONTRACT) <= set(run["test"])
+    assert ("mask_ap" in run["test"]) == (name == "maskrcnn_resnet50_fpn")
     (result,) = zrenie.predict(run["run_dir"], [torch.rand(3, 50, 70)], conf=0.0, max_det=4)
     assert len(result.boxes) <= 4 and (result.boxes[:, 2] <= 70 + 1e-3).all()
 
@@ -135,3 +136,20 @@ def test_a_torchvision_weight_file_keeps_torchvision_input_statistics():
     with torch.device("meta"):
         model = zrenie.build_model("ssd300_vgg16", num_classes=2, mean=None, std=None)
     assert model.transform.image_mean == [0.48235, 0.45882, 0.40784] and model.transform.image_std == [1 / 255] * 3
+
+
+def test_mask_rcnn_asks_the_data_for_instance_masks_and_only_it_does():
+    from zrenie.config import build_config
+    from zrenie.errors import DataError
+    from zrenie.tasks import get_task
+
+    task = get_task("detect")
+    small = {"data.size": 32, "data.num_samples": 20}
+    cfg = build_config(task="detect", **small, **{"model.name": "maskrcnn_resnet50_fpn"})
+    target = task.build_data(cfg).train.targets[0]
+    assert target["masks"].shape == (len(target["boxes"]), 32, 32)
+    assert "masks" not in task.build_data(build_config(task="detect", **small)).train.targets[0]  # CenterNet
+    assert task.build_step(cfg, {"classes": ["a"]}).new_metric().names[-1] == "mask_ap75"
+    with pytest.raises(DataError, match="not 'instances'"):
+        task.build_data(build_config(task="detect", **{"model.name": "maskrcnn_resnet50_fpn", "data.name": "voc",
+                                                       "data.root": "nowhere"}))

@@ -24,3 +24,26 @@ def test_small_images_are_enlarged_by_a_whole_factor_before_drawing():
     factor = -(-DRAW_MIN_SIDE // 20)
     assert drawn.shape == (3, 20 * factor, 30 * factor)
     assert drawn[0, factor, factor:5 * factor].eq(255).all()  # the box's top edge, scaled with the image
+
+
+def test_instance_masks_are_tinted_and_written_as_coco_rle(tmp_path):
+    import json
+
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from zrenie.tasks.detect.predict import DetectionResult, write_coco_results
+
+    image = torch.zeros(3, 100, 120)
+    masks = torch.zeros(2, 100, 120, dtype=torch.bool)
+    masks[0, 10:40, 20:60] = True
+    masks[1, 50:90, 70:110] = True
+    boxes = torch.tensor([[20.0, 10, 60, 40], [70, 50, 110, 90]])
+    result = DetectionResult("a.png", boxes, torch.tensor([0.9, 0.8]), torch.tensor([0, 1]), ["p", "q"], image, masks)
+    picture = result.picture()
+    f = picture.shape[0] // 100  # small images are drawn enlarged
+    assert picture[25 * f, 40 * f].any() and picture[70 * f, 90 * f].any() and not picture[95 * f, 5 * f].any()
+    path = write_coco_results([result], tmp_path)
+    segms = [d["segmentation"] for d in json.loads(path.read_text())]
+    decoded = mask_utils.decode([{"size": s["size"], "counts": s["counts"].encode()} for s in segms])
+    assert np.array_equal(decoded.transpose(2, 0, 1).astype(bool), masks.numpy())

@@ -419,7 +419,7 @@ DEFAULT_NUM_SCENES = 1000
 DEFAULT_MAX_OBJECTS = 4
 
 
-@DATASETS.register("shapes", tags=("class", "mask", "boxes"))
+@DATASETS.register("shapes", tags=("class", "mask", "boxes", "instances"))
 def shapes(cfg: DataConfig, target: str = "class") -> DatasetSplits:
     """One shape per image for classification; scenes of several shapes for masks and boxes.
 
@@ -433,7 +433,8 @@ def shapes(cfg: DataConfig, target: str = "class") -> DatasetSplits:
     (default 4) objects,
     side `data.size` (default 64), `data.num_samples` scenes (default 1000), split at random in the same
     proportions. Masks are class maps with 0 the background and k + 1 shape kind k (classes start with
-    "background"); boxes are XYXY pixel edges with one label per object.
+    "background"); boxes are XYXY pixel edges with one label per object, and `target="instances"` adds each
+    object's visible pixels as a bool mask ("masks" Tensor[k, H, W]), for Mask R-CNN.
     """
     if target != "class":
         return _scene_splits(cfg, target)
@@ -463,9 +464,12 @@ def _scene_splits(cfg: DataConfig, target: str) -> DatasetSplits:
     if target == "mask":
         targets = torch.from_numpy(np.stack([scene.semantic for scene in scenes])).to(torch.uint8)
         classes = ["background", *kinds]
-    else:
+    else:  # "boxes", or "instances": boxes with a bool mask per object (Mask R-CNN)
         targets = [{"boxes": torch.from_numpy(scene.boxes).float(), "labels": torch.from_numpy(scene.labels)}
                    for scene in scenes]
+        if target == "instances":
+            for t, scene in zip(targets, scenes):
+                t["masks"] = torch.from_numpy(scene.masks)
         classes = kinds
     # Scenes hold several classes, so the split is at random (one stratum), seeded like the images.
     return split_in_memory(InMemoryDataset(images, targets, classes), np.zeros(num_samples), TEST_FRACTION, cfg)

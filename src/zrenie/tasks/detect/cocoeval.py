@@ -341,32 +341,50 @@ def _boxes_xywh(boxes: Tensor) -> np.ndarray:
     return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
 
 
-def coco_from_tensors(targets: list[dict], detections: list[dict], classes: list[str]) -> tuple[dict, list[dict]]:
+def encode_masks(masks: Tensor | np.ndarray, threshold: float = 0.5) -> list[dict]:
+    """Instance masks [n, H, W] (bool, or probabilities cut at `threshold`) as COCO compressed RLEs."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(masks, Tensor):
+        masks = masks.detach().as_subclass(Tensor).cpu().numpy()
+    binary = (masks > threshold) if masks.dtype != bool else masks
+    return list(mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0).astype(np.uint8)))) if len(masks) else []
+
+
+def coco_from_tensors(targets: list[dict], detections: list[dict], classes: list[str],
+                      iou_type: str = "bbox") -> tuple[dict, list[dict]]:
     """A COCO ground-truth dict and results list from per-image tensors.
 
-    Image `i` gets id `i + 1`, class `c` category id `c + 1` named `classes[c]`; areas are box areas.
+    Image `i` gets id `i + 1`, class `c` category id `c + 1` named `classes[c]`; areas are box areas for
+    "bbox" and mask areas for "segm".
 
     Args:
         targets: per image `{"boxes": Tensor[k, 4] XYXY pixels, "labels": Tensor[k] int64,
-            optional "iscrowd": Tensor[k]}`.
-        detections: per image `{"boxes": Tensor[n, 4] XYXY, "scores": Tensor[n], "labels": Tensor[n]}`.
+            optional "iscrowd": Tensor[k]}`, and for "segm" `"rle"`: k RLEs (`encode_masks`) and
+            `"size"`: (H, W).
+        detections: per image `{"boxes": Tensor[n, 4] XYXY, "scores": Tensor[n], "labels": Tensor[n]}`,
+            and for "segm" `"rle"`: n RLEs.
     """
     if len(targets) != len(detections):
         raise DataError(f"{len(targets)} targets but {len(detections)} detection sets; expected one per image")
+    segm = iou_type == "segm"
     images, annotations, results = [], [], []
     for i, (target, found) in enumerate(zip(targets, detections)):
-        images.append({"id": i + 1})
+        rles = target["rle"] if segm else None
+        images.append({"id": i + 1, **({"height": target["size"][0], "width": target["size"][1]} if segm else {})})
         boxes = _boxes_xywh(target["boxes"])
         labels = target["labels"].reshape(-1).tolist()
         crowd = target.get("iscrowd")
         crowd = [0] * len(labels) if crowd is None else [int(c) for c in crowd.reshape(-1).tolist()]
-        for box, label, is_crowd in zip(boxes.tolist(), labels, crowd):
+        for j, (box, label, is_crowd) in enumerate(zip(boxes.tolist(), labels, crowd)):
+            shape = {"segmentation": rles[j]} if segm else {"bbox": box, "area": box[2] * box[3]}
             annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": int(label) + 1,
-                                "bbox": box, "area": box[2] * box[3], "iscrowd": is_crowd})
+                                **shape, "iscrowd": is_crowd})
         scores = found["scores"].detach().reshape(-1).double().cpu().tolist()
-        for box, score, label in zip(_boxes_xywh(found["boxes"]).tolist(), scores,
-                                     found["labels"].reshape(-1).tolist()):
-            results.append({"image_id": i + 1, "category_id": int(label) + 1, "bbox": box, "score": score})
+        shapes = found["rle"] if segm else [{"bbox": box} for box in _boxes_xywh(found["boxes"]).tolist()]
+        for shape, score, label in zip(shapes, scores, found["labels"].reshape(-1).tolist()):
+            shape = {"segmentation": shape} if segm else shape
+            results.append({"image_id": i + 1, "category_id": int(label) + 1, **shape, "score": score})
     categories = [{"id": c + 1, "name": name} for c, name in enumerate(classes)]
     return {"images": images, "annotations": annotations, "categories": categories}, results
 

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zrenie.tasks.detect.cocoeval import CocoSummary, coco_from_tensors, evaluate_coco
+from zrenie.tasks.detect.cocoeval import CocoSummary, coco_from_tensors, encode_masks, evaluate_coco
 
 METRIC_NAMES = ["loss", "ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar100"]
+MASK_NAMES = ["mask_ap", "mask_ap50", "mask_ap75"]  # of models that predict instance masks (Mask R-CNN)
 
 
 def _array(x: Tensor, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
@@ -27,13 +28,17 @@ class DetectionMetric:
 
     Args:
         classes: the class names; label `c` is category `c + 1` of the COCO evaluation.
+        masks: also evaluate instance masks ("segm": `mask_ap`, `mask_ap50`, `mask_ap75`) from the targets'
+            and detections' "masks" (detections' are probabilities, cut at 0.5 as torchvision's reference does).
     """
 
     names = METRIC_NAMES
     compute_on_main = True  # a COCO evaluation is expensive: rank 0 computes, the others receive its result
 
-    def __init__(self, classes: list[str]):
-        self.classes = list(classes)
+    def __init__(self, classes: list[str], masks: bool = False):
+        self.classes, self.masks = list(classes), masks
+        if masks:
+            self.names = METRIC_NAMES + MASK_NAMES
         self.state: dict[str, Tensor] = {"loss_sum": torch.zeros((), dtype=torch.float64),
                                          "loss_count": torch.zeros((), dtype=torch.float64)}
         self.mine: list[dict] = []
@@ -52,7 +57,10 @@ class DetectionMetric:
         for index, found, truth in zip(batch["index"].tolist(), detections, targets):
             k, n = len(truth["labels"]), len(found["scores"])
             crowd = truth.get("iscrowd")
-            self.mine.append({
+            if self.masks:  # as RLEs: a few hundred bytes per object instead of H x W
+                masks = {"rle": encode_masks(truth["masks"]), "det_rle": encode_masks(found["masks"]),
+                         "size": tuple(truth["masks"].shape[-2:])}
+            self.mine.append({**(masks if self.masks else {}),
                 "index": int(index),
                 "boxes": _array(truth["boxes"], np.float64, (k, 4)),
                 "labels": _array(truth["labels"], np.int64, (k,)),
@@ -79,8 +87,15 @@ class DetectionMetric:
         self.summary = evaluate_coco(gt, dt, "bbox")
         count = self.state["loss_count"].item()
         scores = self.summary.as_dict()
-        return {"loss": self.state["loss_sum"].item() / count if count else float("nan"),
-                **{name: scores[name] for name in METRIC_NAMES[1:]}}
+        out = {"loss": self.state["loss_sum"].item() / count if count else float("nan"),
+               **{name: scores[name] for name in METRIC_NAMES[1:]}}
+        if self.masks:
+            for target, found, r in zip(targets, detections, records):
+                target.update(rle=r["rle"], size=r["size"])
+                found["rle"] = r["det_rle"]
+            segm = evaluate_coco(*coco_from_tensors(targets, detections, self.classes, "segm"), "segm").as_dict()
+            out.update({f"mask_{name}": segm[name] for name in ("ap", "ap50", "ap75")})
+        return out
 
     def per_class(self) -> dict[str, float]:
         """AP@[.50:.95] of each class of the last `compute` (-1 for a class without ground truth)."""

@@ -344,6 +344,7 @@ def _register(name: str, doc: str) -> None:
 
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
+    builder.instance_masks = COMPOSED[SPECS[name].detector][2].get("takes_masks", False)  # read by the task
     MODELS.register(name, tags=("detect",))(builder)
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from zrenie.report.result import Result
+from zrenie.tasks.detect.cocoeval import encode_masks
 
 DRAW_MIN_SIDE = 256  # drawings of smaller images are enlarged to at least this side
 RESULTS_JSON = "detections.json"  # COCO results of every predicted image, written beside the pictures
@@ -25,11 +26,13 @@ def class_colours(num_classes: int) -> list[tuple[int, int, int]]:
 
 
 def draw_boxes(image: Tensor, boxes: Tensor, labels: Tensor, classes: Sequence[str], scores: Tensor | None = None,
-               colour: tuple[int, int, int] | None = None, width: int = 2, min_side: int = DRAW_MIN_SIDE) -> Tensor:
+               colour: tuple[int, int, int] | None = None, width: int = 2, min_side: int = DRAW_MIN_SIDE,
+               masks: Tensor | None = None) -> Tensor:
     """uint8 Tensor[3, H', W']: the image with each box outlined in its class colour (or `colour`) and captioned
-    "class score". An image whose shorter side is under `min_side` is first enlarged by a whole factor
-    (nearest neighbour), so that the captions' fixed-size font stays legible beside small objects."""
-    from torchvision.utils import draw_bounding_boxes
+    "class score", and each instance mask (bool Tensor[n, H, W], optional) tinted in that colour. An image whose
+    shorter side is under `min_side` is first enlarged by a whole factor (nearest neighbour), so that the
+    captions' fixed-size font stays legible beside small objects."""
+    from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
     rgb = image[:3].expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
     canvas = (rgb.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
@@ -37,12 +40,15 @@ def draw_boxes(image: Tensor, boxes: Tensor, labels: Tensor, classes: Sequence[s
     if factor > 1:
         canvas = canvas.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
         boxes = boxes * factor
+        masks = None if masks is None else masks.repeat_interleave(factor, -2).repeat_interleave(factor, -1)
     if len(boxes) == 0:
         return canvas
     palette = class_colours(len(classes))
     names = [classes[int(k)] if 0 <= int(k) < len(classes) else str(int(k)) for k in labels]
     captions = names if scores is None else [f"{n} {float(s):.2f}" for n, s in zip(names, scores)]
     colours = [colour or palette[int(k) % len(palette)] for k in labels]
+    if masks is not None:
+        canvas = draw_segmentation_masks(canvas, masks.cpu().bool(), alpha=0.45, colors=colours)
     return draw_bounding_boxes(canvas, boxes.detach().cpu().float(), captions, colors=colours, width=width)
 
 
@@ -54,11 +60,13 @@ class DetectionResult(Result):
         boxes: Tensor[n, 4] XYXY pixels of the input image; scores: Tensor[n]; labels: Tensor[n] class indices.
         classes: class names.
         image: Tensor[C, H, W] in [0, 1], for the drawing.
+        masks: bool Tensor[n, H, W] instance masks in the image's pixels (Mask R-CNN), or None.
     """
 
     def __init__(self, source: str, boxes: Tensor, scores: Tensor, labels: Tensor, classes: Sequence[str],
-                 image: Tensor | None = None):
+                 image: Tensor | None = None, masks: Tensor | None = None):
         self.source, self.classes, self.image = source, list(classes), image
+        self.masks = None if masks is None else masks.detach().cpu().bool()
         self.boxes, self.scores, self.labels = boxes.detach().cpu().float(), scores.detach().cpu().float(), \
             labels.detach().cpu().long()
 
@@ -81,7 +89,8 @@ class DetectionResult(Result):
         """uint8 [H, W, 3]: the image with the boxes drawn."""
         if self.image is None:
             raise ValueError("this result holds no image to draw on")
-        return draw_boxes(self.image, self.boxes, self.labels, self.classes, self.scores).permute(1, 2, 0).numpy()
+        return draw_boxes(self.image, self.boxes, self.labels, self.classes, self.scores,
+                          masks=self.masks).permute(1, 2, 0).numpy()
 
     def write_files(self, folder: str | Path) -> list[Path]:
         """`<stem>_boxes.png`: the image with its boxes, labels and scores drawn."""
@@ -123,9 +132,12 @@ def coco_results(results: Sequence[DetectionResult]) -> dict[str, Any]:
                            "width": int(r.image.shape[-1])})
         else:
             images.append({"id": image_id, "file_name": r.source})
-        for b, s, k in zip(r.boxes.tolist(), r.scores.tolist(), r.labels.tolist()):
+        segms = [] if r.masks is None else encode_masks(r.masks)
+        for i, (b, s, k) in enumerate(zip(r.boxes.tolist(), r.scores.tolist(), r.labels.tolist())):
             annotations.append({"image_id": image_id, "category_id": int(k) + 1, "score": round(s, 5),
                                 "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)]})
+            if segms:  # the RLE's counts as text, so that the file is JSON
+                annotations[-1]["segmentation"] = {"size": segms[i]["size"], "counts": segms[i]["counts"].decode()}
     classes = results[0].classes if results else []
     return {"images": images, "annotations": annotations,
             "categories": [{"id": k + 1, "name": c} for k, c in enumerate(classes)]}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zrenie.config import TrainConfig
@@ -39,8 +40,10 @@ class DetectConfig:
 class DetectStep:
     """`model.losses` in training; losses and `model.detect` in evaluation."""
 
-    def __init__(self, classes: Sequence[str], own: DetectConfig, single_object: bool = False, examples: int = 0):
+    def __init__(self, classes: Sequence[str], own: DetectConfig, single_object: bool = False, examples: int = 0,
+                 masks: bool = False):
         self.classes, self.own, self.single_object, self.examples = list(classes), own, single_object, examples
+        self.masks = masks
 
     def train_step(self, models: dict[str, nn.Module], batch: dict, ctx=None) -> dict:
         parts = models["model"].losses(batch["image"], batch["target"])
@@ -58,7 +61,7 @@ class DetectStep:
         from zrenie.tasks.detect.metrics import DetectionMetric
         from zrenie.tasks.detect.metrics_localize import LocalizationMetric
 
-        return LocalizationMetric(self.classes) if self.single_object else DetectionMetric(self.classes)
+        return LocalizationMetric(self.classes) if self.single_object else DetectionMetric(self.classes, self.masks)
 
 
 @register_task
@@ -82,9 +85,13 @@ class DetectTask(Task):
 
     @staticmethod
     def _single_object(cfg: TrainConfig) -> bool:
-        from zrenie.registry import MODELS
+        return _builder_flag(cfg, "single_object")
 
-        return bool(getattr(MODELS.get(cfg.model.name), "single_object", False))
+    def build_data(self, cfg: TrainConfig) -> DatasetSplits:
+        """Boxes, with instance masks for a model that learns them (Mask R-CNN): only then are masks loaded."""
+        from zrenie.data.catalog import open_splits
+
+        return open_splits(cfg.data, target="instances" if _builder_flag(cfg, "instance_masks") else "boxes")
 
     def metric_names(self, cfg: TrainConfig, preprocess: dict) -> list[str]:
         return self.build_step(cfg, preprocess).new_metric().names
@@ -117,7 +124,8 @@ class DetectTask(Task):
 
     def build_step(self, cfg: TrainConfig, preprocess: dict, splits: DatasetSplits | None = None,
                    examples: int = 0) -> DetectStep:
-        return DetectStep(preprocess["classes"], cfg.detect, self._single_object(cfg), examples)
+        return DetectStep(preprocess["classes"], cfg.detect, self._single_object(cfg), examples,
+                          _builder_flag(cfg, "instance_masks"))
 
     def test(self, models: dict[str, nn.Module], splits: DatasetSplits, cfg: TrainConfig, device: torch.device,
              split: str = "test") -> dict[str, Any]:
@@ -166,6 +174,17 @@ class DetectTask(Task):
             x = prepare_image(image, meta)
             found = handle.model.detect(x[None].to(handle.device), conf=conf, iou=iou, max_det=max_det)[0]
             scale = torch.tensor([image.shape[-1] / x.shape[-1], image.shape[-2] / x.shape[-2]] * 2)
+            masks = found.get("masks")
+            if masks is not None:  # probabilities at the model's input size -> the image's pixels, cut at 0.5
+                masks = F.interpolate(masks[:, None].float().cpu(), size=tuple(image.shape[-2:]), mode="bilinear",
+                                      align_corners=False)[:, 0] > 0.5
             results.append(DetectionResult(name, found["boxes"].cpu().float() * scale, found["scores"],
-                                           found["labels"], meta["classes"], image.cpu()))
+                                           found["labels"], meta["classes"], image.cpu(), masks))
         return results
+
+
+def _builder_flag(cfg: TrainConfig, flag: str) -> bool:
+    """An attribute of the model's registered builder (`single_object`, `instance_masks`), False if absent."""
+    from zrenie.registry import MODELS
+
+    return bool(getattr(MODELS.get(cfg.model.name), flag, False))
