@@ -122,14 +122,20 @@ class RunLogger:
         """The model graph, traced in eval mode with the RNG forked, so training is not disturbed."""
         if self.writer is None or not isinstance(images, torch.Tensor):
             return
+        import contextlib
+        import io
+
         was_training = model.training
         model.eval()
+        printed = io.StringIO()  # TensorBoard prints a failed trace's error itself before raising
         try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad(), warnings.catch_warnings():
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), warnings.catch_warnings(), \
+                    contextlib.redirect_stdout(printed):
                 warnings.simplefilter("ignore")
                 self.writer.add_graph(model, images[:2])
-        except Exception as err:  # tracing fails on some control flow; the graph is optional
-            warnings.warn(f"TensorBoard graph skipped: {type(err).__name__}", stacklevel=2)
+        except Exception as err:  # tracing fails on some control flow and on dict outputs; the graph is optional
+            reason = (printed.getvalue().strip().splitlines() or [str(err)])[0]
+            warnings.warn(f"TensorBoard graph skipped: {type(err).__name__}: {reason}", stacklevel=2)
         finally:
             model.train(was_training)
 
