@@ -94,6 +94,16 @@ def test_duplicates_go_first_in_index_order(metric):
     assert idx[:2, :5].tolist() == [[5, 12, 40, 41, 66]] * 2
 
 
+@pytest.mark.parametrize("metric", EXACT_METRICS + ("inner",))
+def test_more_tied_points_than_the_shortlist_margin(metric):
+    # 10 copies of (3, 3, 3, 3) then 30 of the query (1, 1, 1, 1): the nearest 3 are tied 30 ways (40 for
+    # cosine, all parallel; the 10 larger ones for the inner product), and the lowest indices win
+    base = np.concatenate([np.full((10, 4), 3.0), np.full((30, 4), 1.0)]).astype(np.float32)
+    _, idx = knn_search(torch.ones(2, 4), torch.from_numpy(base), 3, metric)
+    want = [10, 11, 12] if metric in ("euclidean", "sqeuclidean") else [0, 1, 2]
+    assert idx.tolist() == [want] * 2
+
+
 def test_exact_duplicates_far_from_the_origin_are_at_distance_zero():
     # ||q||^2 - 2 q.b + ||b||^2 cancels: at norm 1e3 in float32 a duplicate comes out near sqrt(1e6 * 1e-7)
     base = 1000 + continuous(50, 32, 5)
