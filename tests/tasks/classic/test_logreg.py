@@ -101,7 +101,8 @@ def test_soft_threshold_by_hand():
                                              ("minibatch", dict(batch_size=32, lr=0.5, schedule="cosine",
                                                                 max_iter=40))])
 def test_stochastic_solvers_reach_sklearn(solver, options, breast_cancer):
-    # measured: sgd agrees on 99.8% of the 569 samples, minibatch on 99.8%, accuracy 0.982 vs 0.981
+    # measured: both agree with scikit-learn on 99.8% of the 569 samples (accuracy 0.982 vs 0.981), last objective
+    # 0.11648 vs scikit-learn's optimum 0.11647, max |coef difference| 0.010 (sgd) and 0.008 (minibatch)
     X, y = breast_cancer
     ref = SklearnLogisticRegression(C=0.1, tol=1e-10, max_iter=10_000).fit(X, y)
     with warnings.catch_warnings():
@@ -111,9 +112,9 @@ def test_stochastic_solvers_reach_sklearn(solver, options, breast_cancer):
     assert abs(ours.score(X, y) - ref.score(X, y)) <= 0.01
     curve = ours.loss_curve_
     assert len(curve) == ours.n_iter_ and curve[-1] < curve[0]
-    # the last epoch's objective (per sample, as loss_curve_ records it) is within 1% of scikit-learn's optimum
+    # the last epoch's objective (per sample, as loss_curve_ records it) is within 0.1% of scikit-learn's optimum
     ref_f = _objective_per_sample(ref, X, y, C=0.1)
-    assert ref_f <= curve[-1] * (1 + 1e-9) and curve[-1] <= ref_f * 1.01
+    assert ref_f <= curve[-1] * (1 + 1e-9) and curve[-1] <= ref_f * 1.001
 
 
 def _objective_per_sample(model, X, y, C: float) -> float:
@@ -146,7 +147,7 @@ def test_early_stopping(breast_cancer):
 
 def test_grid_search_picks_sklearns_C(breast_cancer):
     X, y = breast_cancer
-    grid = {"C": [0.001, 0.01, 0.1, 1.0, 10.0]}
+    grid = {"C": [0.01, 0.1, 1.0, 10.0]}
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
     ours = GridSearchCV(LogisticRegression(), grid, cv=folds, scoring="neg_log_loss").fit(X, y)
     ref = GridSearchCV(SklearnLogisticRegression(), grid, cv=folds, scoring="neg_log_loss").fit(X, y)
