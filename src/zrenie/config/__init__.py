@@ -386,6 +386,9 @@ def _set_extra(cfg: Any, head: str, rest: str, value: Any, full: str, root: Any,
     if old in aliases:  # a short name the task offers for one of its keys (`loss=` for `segment.loss=`)
         _set(root, aliases[old], value, "", root, where)
         return
+    if rest and full in aliases:  # a short name of a mapping: `grid.C=` for `classic.grid.C=`
+        _set(root, f"{aliases[full]}.{rest}", value, "", root, where)
+        return
     renamed = getattr(root, "_renamed", {})
     if old in renamed:
         if where is None:

@@ -6,6 +6,8 @@ stays light. `zrenie.tasks.classic.LogisticRegression` is the hand-written logis
 
 from __future__ import annotations
 
+from zrenie.tasks.classic import task  # noqa: F401  (registers the task; its module imports nothing heavy)
+
 _LAZY = {"LogisticRegression": "zrenie.tasks.classic.logreg", "KNNClassifier": "zrenie.tasks.classic.knn"}
 
 

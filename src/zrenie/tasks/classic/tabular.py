@@ -42,8 +42,8 @@ def _columns_list(columns: Sequence[str]) -> str:
     return ", ".join(map(str, columns)) or "none"
 
 
-def read_table(path: str | Path, target: str) -> pd.DataFrame:
-    """A CSV file with a header row, as a DataFrame that has the `target` column.
+def read_table(path: str | Path, target: str | None) -> pd.DataFrame:
+    """A CSV file with a header row, as a DataFrame that has the `target` column (None: a table to predict).
 
     Cells that are empty or only spaces are missing values, and a text column whose other cells are all
     numbers becomes numeric: the real churn set writes a new customer's TotalCharges as " ".
@@ -62,7 +62,7 @@ def read_table(path: str | Path, target: str) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"table {path} does not parse as CSV: {first}") from None
-    if target not in df.columns:
+    if target is not None and target not in df.columns:
         raise DataError(f"table {path} has no target column {target!r}; its columns: {_columns_list(df.columns)}")
     for col in df.columns:
         if not pdtypes.is_numeric_dtype(df[col]) and not pdtypes.is_bool_dtype(df[col]):
