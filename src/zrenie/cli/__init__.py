@@ -31,11 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in list_tasks():
         task = get_task(name)
-        verbs_help = ", ".join(["train", "eval", "predict", "export", "report", *task.verbs])
+        verbs_help = ", ".join([v for v in task.engine_verbs if v != "keys"] + list(task.verbs))
         verbs = sub.add_parser(name, help=f"{name}: {verbs_help}", formatter_class=argparse.RawDescriptionHelpFormatter,
                                epilog=f"examples:\n  zrenie {name} train --help\n  zrenie {name} keys").add_subparsers(
             dest="verb", metavar="VERB", required=True)
-        _add_task_verbs(verbs, name)
+        _add_task_verbs(verbs, name, task.engine_verbs)
         for verb, spec in task.verbs.items():
             epilog = "examples:\n" + "\n".join(f"  {line}" for line in spec.examples) if spec.examples else None
             vp = verbs.add_parser(verb, help=spec.help, epilog=epilog,
@@ -59,29 +59,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_task_verbs(verbs, task: str) -> None:
-    """The verbs every task has."""
+def _add_task_verbs(verbs, task: str, offered: tuple[str, ...]) -> None:
+    """The shared verbs, those of them the task offers."""
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:  # a verb the task does not offer is built, unlisted
+        return verbs.add_parser(name, **kwargs) if name in offered else argparse.ArgumentParser()
+
     raw = argparse.RawDescriptionHelpFormatter
-    t = verbs.add_parser("train", help="train a model (config keys as key=value)", formatter_class=raw,
-                         epilog=f"every key with its type, default and help: zrenie {task} keys\n\nexamples:\n"
-                                f"  zrenie {task} train data=digits epochs=5 out=runs/a\n"
-                                f"  zrenie {task} train RECIPE optim.lr=0.05    (zrenie list recipes)\n"
-                                f"  zrenie {task} train resume=runs/a           (continue a stopped run)")
+    t = add("train", help="train a model (config keys as key=value)", formatter_class=raw,
+            epilog=f"every key with its type, default and help: zrenie {task} keys\n\nexamples:\n"
+                   f"  zrenie {task} train data=digits epochs=5 out=runs/a\n"
+                   f"  zrenie {task} train RECIPE optim.lr=0.05    (zrenie list recipes)\n"
+                   f"  zrenie {task} train resume=runs/a           (continue a stopped run)")
     t.add_argument("args", nargs="*", metavar="[recipe] key=value",
                    help="a recipe (a .yaml file or a shipped one: zrenie list recipes) and/or config overrides, "
                         "e.g. data=digits epochs=5 optim.lr=0.05")
-    k = verbs.add_parser("keys", help="list every config key of this task with its type, default and help",
-                         formatter_class=raw, epilog=f"examples:\n  zrenie {task} keys\n  zrenie {task} keys 'optim.*'")
+    k = add("keys", help="list every config key of this task with its type, default and help",
+            formatter_class=raw, epilog=f"examples:\n  zrenie {task} keys\n  zrenie {task} keys 'optim.*'")
     k.add_argument("pattern", nargs="?", default="*", help="a glob over the dotted keys, e.g. 'optim.*'")
-    e = verbs.add_parser("eval", help="re-evaluate a run's best.pt on a split", formatter_class=raw,
-                         epilog=f"examples:\n  zrenie {task} eval runs/a\n  zrenie {task} eval runs/a split=val")
+    e = add("eval", help="re-evaluate a run's best.pt on a split", formatter_class=raw,
+            epilog=f"examples:\n  zrenie {task} eval runs/a\n  zrenie {task} eval runs/a split=val")
     e.add_argument("run", help="run directory or checkpoint file")
     e.add_argument("args", nargs="*", metavar="key=value",
                    help="split=test|val|train and config keys, e.g. classify.tta=flip data.root=...")
     e.add_argument("--json", metavar="FILE", help="also write the metrics as JSON (name -> value)")
-    pr = verbs.add_parser("predict", help="predict image files with a trained run", formatter_class=raw,
-                          epilog=f"examples:\n  zrenie {task} predict runs/a photo.jpg\n"
-                                 f"  zrenie {task} predict runs/a ~/photos -r --json predictions.json")
+    pr = add("predict", help="predict image files with a trained run", formatter_class=raw,
+             epilog=f"examples:\n  zrenie {task} predict runs/a photo.jpg\n"
+                    f"  zrenie {task} predict runs/a ~/photos -r --json predictions.json")
     pr.add_argument("run", help="run directory or checkpoint file")
     pr.add_argument("images", nargs="+", help="image files (any size and mode) or folders of them, and the "
                                               "task's options as key=value (detect: conf=0.3 iou=0.5)")
@@ -91,12 +94,12 @@ def _add_task_verbs(verbs, task: str) -> None:
     pr.add_argument("--out", metavar="DIR", default="predictions",
                     help="where tasks that predict pictures write them, per image (segment: NAME_mask.png, "
                          "NAME_overlay.png; default: predictions)")
-    ex = verbs.add_parser("export", help="write a run's weights as .safetensors", formatter_class=raw,
-                          epilog=f"example:\n  zrenie {task} export runs/a runs/a/model.safetensors")
+    ex = add("export", help="write a run's weights as .safetensors", formatter_class=raw,
+             epilog=f"example:\n  zrenie {task} export runs/a runs/a/model.safetensors")
     ex.add_argument("run", help="run directory or checkpoint file")
     ex.add_argument("out", nargs="?", help="output file (default: RUN/model.safetensors)")
-    rp = verbs.add_parser("report", help="re-evaluate best.pt on the test split and rewrite report.html",
-                          formatter_class=raw, epilog=f"example:\n  zrenie {task} report runs/a")
+    rp = add("report", help="re-evaluate best.pt on the test split and rewrite report.html",
+             formatter_class=raw, epilog=f"example:\n  zrenie {task} report runs/a")
     rp.add_argument("run", help="run directory")
 
 

@@ -12,6 +12,7 @@ are read by the config (before any object exists) and the methods by the API:
     optimizers  optimiser name -> the models it trains; `optim.NAME.lr=` when there are several
     ema_models  models that keep an EMA copy when `ema>0` (default: every trained model)
     verbs       extra CLI verbs: name -> `Verb` (transfer, study, sample, search ...)
+    engine_verbs  the shared verbs it offers (a task without checkpoints has no eval, predict, export, report)
     target      the target kind it asks datasets for: "class", "mask" or "boxes"
     normalize_inputs  whether loaders normalise images (False: the model does, as torchvision's detectors)
     collate_fn  how file samples become a batch (None: `zrenie.data.loading.collate`)
@@ -71,6 +72,7 @@ class Task:
     optimizers: dict[str, tuple[str, ...]] = {"model": ("model",)}
     ema_models: tuple[str, ...] | None = None
     verbs: dict[str, Verb] = {}
+    engine_verbs: tuple[str, ...] = ("train", "keys", "eval", "predict", "export", "report")
     target: str = "class"
     normalize_inputs: bool = True
     collate_fn: Callable | None = None

@@ -35,6 +35,7 @@ def fit_run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     if grid:
         searched = estimators.search(pipeline, grid, data, own.cv, scoring, fit_kwargs)
         pipeline = searched.best_estimator_
+        print(f"best  {_plain(searched.best_params_)}  (mean CV {scoring} {searched.best_score_:.4f})")
     else:
         pipeline.fit(data.x["train"], data.y["train"], **fit_kwargs)
     val, test = (score(pipeline, data, split) for split in ("val", "test"))

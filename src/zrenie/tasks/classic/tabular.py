@@ -344,7 +344,7 @@ def check_categories(train_df: pd.DataFrame, new_df: pd.DataFrame, categorical: 
             more = f" and {len(values) - MAX_LISTED} more" if len(values) > MAX_LISTED else ""
             parts.append(f"{col!r}: {', '.join(map(repr, values[:MAX_LISTED]))}{more}")
         raise DataError(f"categorical values never seen in training: {'; '.join(parts)}"
-                        " (allow unseen categories to encode them as unknown)")
+                        " (--allow-unseen encodes them as unknown)")
     return unseen
 
 

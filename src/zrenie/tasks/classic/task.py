@@ -40,18 +40,14 @@ class ClassicConfig:
         "help": "the grid search's score (scikit-learn's names); default roc_auc for two classes, else accuracy"})
     test_fraction: float = field(default=0.2, metadata={"help": "share of a table held out as test",
                                                         "range": "(0, 1)"})
-    allow_unseen: bool = field(default=False, metadata={
-        "help": "accept categories that training never saw at predict time (encoded as unknown) instead of "
-                "refusing them"})
 
 
 def _run_verb(model: str | None, needs_grid: bool = False):
     def run(ns: Any, api: Any) -> int:
-        from zrenie.cli import _split_args
-        from zrenie.config import parse_overrides
+        from zrenie.config import is_recipe, parse_overrides
 
-        recipe, rest = _split_args(ns.args)
-        overrides = parse_overrides(rest)
+        recipe = next((arg for arg in ns.args if is_recipe(arg)), None)
+        overrides = parse_overrides([arg for arg in ns.args if arg != recipe])
         if model is not None:
             overrides.setdefault("model", model)
         if needs_grid and not any(k.startswith(("grid.", "classic.grid")) for k in overrides) and recipe is None:
@@ -106,6 +102,7 @@ class ClassicTask(Task):
     name = "classic"
     section = ClassicConfig
     verbs = VERBS
+    engine_verbs = ("train", "keys")  # no checkpoints: `submit` predicts with model.pkl
     defaults = {"data.name": "churn", "model.name": "logreg"}
     aliases = {"target": "classic.target", "features": "classic.features", "grid": "classic.grid",
                "C": "classic.params.C", "penalty": "classic.params.penalty", "solver": "classic.params.solver",
