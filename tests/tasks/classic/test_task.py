@@ -93,3 +93,29 @@ def test_short_keys_reach_the_classic_section():
     cfg = build_config(task="classic", **{"C": 2.0, "penalty": "l1", "grid.n_neighbors": "1,3", "target": "y"})
     assert cfg.classic.params == {"C": 2.0, "penalty": "l1"}
     assert cfg.classic.grid == {"n_neighbors": "1,3"} and cfg.classic.target == "y"
+
+
+def test_embed_features_are_the_runs_penultimate_layer(tiny, tmp_path):
+    """kNN on a trained network's embeddings: the features equal a manual forward of the normalised images up to
+    the input of the network's last Linear layer."""
+    import torch
+
+    from zrenie.nn.checkpoint import load_run
+    from zrenie.tasks.classic.data import load_data
+
+    run = zrenie.train("classify", **tiny("net", epochs=1))
+    cfg = build_config(task="classic", **{"data.name": "digits", "classic.features": "embed",
+                                          "classic.embed_run": str(run["run_dir"])})
+    data = load_data(cfg)
+    handle = load_run(run["run_dir"])
+    model, meta = handle.model.eval(), handle.preprocess
+    images = zrenie.load_dataset("digits", "test").images[:5].float() / 255
+    mean, std = torch.tensor(meta["mean"]).view(1, -1, 1, 1), torch.tensor(meta["std"]).view(1, -1, 1, 1)
+    captured = []
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    hook = last.register_forward_pre_hook(lambda _, inputs: captured.append(inputs[0]))
+    with torch.no_grad():
+        model((images - mean) / std)
+    hook.remove()
+    assert data.x["test"].shape == (len(data.y["test"]), last.in_features)
+    assert np.allclose(data.x["test"][:5], captured[0].numpy(), atol=1e-5)
