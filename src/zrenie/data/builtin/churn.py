@@ -61,9 +61,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zrenie.errors import ConfigError, DataError
+from zrenie.registry import DATASETS
 
 if TYPE_CHECKING:  # pandas loads on use: listing datasets imports this module
     import pandas as pd
+
+    from zrenie.config import DataConfig
 
 DEFAULT_NUM_ROWS = 15_000  # CatBoost fits it in ~10 s on 2 cores and gets within 0.005 of the best AUC
 TEST_FRACTION = 0.2
@@ -261,3 +264,10 @@ def bayes_auc(probs: np.ndarray, target: np.ndarray) -> float:
     avg = (starts + ends + 1) / 2.0
     ranks[order] = np.repeat(avg, ends - starts)
     return float((ranks[target].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@DATASETS.register("churn", tags=("table",))
+def churn(cfg: "DataConfig", target: str = "table") -> tuple["pd.DataFrame", np.ndarray]:
+    """The customer table of `data.num_samples` rows (default 15,000) seeded by `data.seed`, for `zrenie classic`
+    (a table, not images: image tasks are refused by the catalog); returns `churn_table`'s frame and probabilities."""
+    return churn_table(cfg.num_samples or DEFAULT_NUM_ROWS, cfg.seed)

@@ -69,10 +69,10 @@ def load_data(cfg: Any, api: Any = None) -> ClassicData:
 
 
 def _churn(cfg: Any) -> ClassicData:
-    from zrenie.data.builtin.churn import DEFAULT_NUM_ROWS, churn_split, churn_table
+    from zrenie.data.builtin.churn import churn_split
+    from zrenie.registry import DATASETS
 
-    rows = cfg.data.num_samples or DEFAULT_NUM_ROWS
-    frame, probs = churn_table(rows, cfg.data.seed)
+    frame, probs = DATASETS.get("churn")(cfg.data, target="table")
     parts = churn_split(frame["target"].to_numpy(), cfg.data.seed, cfg.classic.test_fraction, cfg.data.val_fraction)
     data = _table(frame, parts, "target", "id")
     data.truth = {split: probs[idx] for split, idx in parts.items()}
