@@ -119,3 +119,14 @@ def test_embed_features_are_the_runs_penultimate_layer(tiny, tmp_path):
     hook.remove()
     assert data.x["test"].shape == (len(data.y["test"]), last.in_features)
     assert np.allclose(data.x["test"][:5], captured[0].numpy(), atol=1e-5)
+
+
+def test_keys_lists_the_classic_section(capsys):
+    assert main(["classic", "keys", "classic.*"]) == 0
+    listed = capsys.readouterr().out
+    for key in ("classic.target", "classic.grid", "classic.params", "classic.features", "classic.test_fraction"):
+        assert key in listed
+    from zrenie.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="classic.test_fraction"):
+        build_config(task="classic", **{"classic.test_fraction": 1.0})

@@ -39,7 +39,7 @@ class ClassicConfig:
     scoring: str | None = field(default=None, metadata={
         "help": "the grid search's score (scikit-learn's names); default roc_auc for two classes, else accuracy"})
     test_fraction: float = field(default=0.2, metadata={"help": "share of a table held out as test",
-                                                        "range": "(0, 1)"})
+                                                        "range": "in (0, 1)"})
 
 
 def _run_verb(model: str | None, needs_grid: bool = False):
