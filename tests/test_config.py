@@ -97,6 +97,15 @@ def _config_classes():
 
 
 @pytest.mark.parametrize("cls", _config_classes(), ids=lambda cls: cls.__name__)
+def test_every_range_is_in_the_grammar(cls):
+    from zrenie.config import Range
+
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("range") is not None:
+            assert str(Range.parse(f.metadata["range"])), f"{cls.__name__}.{f.name}"
+
+
+@pytest.mark.parametrize("cls", _config_classes(), ids=lambda cls: cls.__name__)
 def test_every_field_has_one_line_help(cls):
     for f in dataclasses.fields(cls):
         text = f.metadata.get("help")
