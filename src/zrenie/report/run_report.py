@@ -208,7 +208,8 @@ def _curve_section(run_dir: Path, epochs: list[dict[str, float]], exclude: set[s
 
 
 def write_run_report(run_dir: Path, title: str, config: dict, test_metrics: dict[str, float],
-                     sections: list[Section], info: dict[str, Any]) -> Path:
+                     sections: list[Section], info: dict[str, Any], val_metrics: dict[str, float] | None = None,
+                     model_file: str = "best.pt") -> Path:
     """Writes `run_dir/report.html`, with the learning-curve PNGs it shows.
 
     Args:
@@ -220,6 +221,9 @@ def write_run_report(run_dir: Path, title: str, config: dict, test_metrics: dict
         test_metrics: the test pass of best.pt by metric name (acc1, loss, ...). Shown once, here; task
             sections should not repeat them.
         sections: the task's sections, shown after the curves.
+        val_metrics: the val numbers of a run without metrics.csv (a task with its own loop); with a csv they
+            come from its best epoch.
+        model_file: what the metrics are of, in the heading (a task with its own loop keeps another file).
         info: what the run knows beyond the config, each key optional and shown only when given:
             `device` (str), `amp` (None for off, or "bf16" / "fp16"), `wall_time_s` (float),
             `parameters` (int), `counts` ({"train": int, "val": int, "test": int}), `image_size` (int),
@@ -241,13 +245,15 @@ def write_run_report(run_dir: Path, title: str, config: dict, test_metrics: dict
         val = {k.split("/", 1)[1]: v for k, v in best[0].items() if k.startswith(f"{split}/")}
     metric_names = {k.split("/", 1)[1] for row in epochs for k in row if "/" in k} | set(test_metrics)
     trivial = trivial_metrics(metric_names, _num_classes(config, info))
+    if best is None and val_metrics:
+        val = dict(val_metrics)
     val = {k: v for k, v in val.items() if k not in trivial}
     test = {k: v for k, v in test_metrics.items() if k not in trivial}
 
     body = [render_table(_summary(config, info, epochs, best), css_class="summary")]
     if val or test:
         label = f"{split} (epoch {_epoch_of(best[0], epochs)})" if best is not None else split
-        body.append("<h2>Metrics of best.pt</h2>\n" + render_table(_metrics_table(val, test, label)))
+        body.append(f"<h2>Metrics of {model_file}</h2>\n" + render_table(_metrics_table(val, test, label)))
     if config:
         body.append(_render_config(config, run_dir))
     if has_csv:

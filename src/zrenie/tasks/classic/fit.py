@@ -54,9 +54,8 @@ def fit_run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
         from zrenie.report.run_report import write_run_report
 
         info = {"wall_time_s": wall, "counts": data.counts(), "num_classes": len(data.classes)}
-        report = write_run_report(run_dir, f"classic: {name} on {cfg.data.name}", to_dict(cfg), test,
-                                  [Section("Validation", table={k: round(v, 4) for k, v in val.items()}), *sections],
-                                  info)
+        report = write_run_report(run_dir, f"classic: {name} on {cfg.data.name}", to_dict(cfg), test, sections, info,
+                                  val_metrics=val, model_file=MODEL_FILE)
     return {"run_dir": run_dir, "val": val, "test": test, "report": report,
             "best_params": None if searched is None else _plain(searched.best_params_)}
 
