@@ -1,5 +1,6 @@
 """Faults a run must survive, injected for real through the `zrenie` entry point."""
 
+import signal
 import shutil
 import subprocess
 import sys
@@ -130,6 +131,7 @@ def test_a_second_run_into_a_running_runs_folder_is_refused_naming_it(tmp_path):
         deadline = time.monotonic() + 120
         while not (out / "last.pt").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
+        first.send_signal(signal.SIGSTOP)  # holds its lock without taking the CPU from the commands below
         before = (out / "config.yaml").read_bytes()
         for args in ([*TINY, "epochs=2", f"out={out}", "overwrite=true"], [f"resume={out}", "epochs=300"]):
             _one_line(_zrenie("classify", "train", *args), f"is in use by process {first.pid}")

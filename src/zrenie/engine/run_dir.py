@@ -41,6 +41,7 @@ def check_run_dir(cfg: TrainConfig, resume_hint: str) -> bool:
         resume_hint: the command that continues a run in this folder, for the message.
     """
     run_dir = Path(cfg.out)
+    _check_not_in_use(run_dir)  # before any data is loaded: the refusal is immediate
     if cfg.resume is not None and run_dir.is_dir():
         _check_metrics_table(run_dir / "metrics.csv")
     if not run_dir.exists() or cfg.resume is not None:
@@ -83,6 +84,22 @@ def lock_run_dir(run_dir: Path) -> int | None:
     os.ftruncate(fd, 0)
     os.write(fd, f"process {os.getpid()}".encode())
     return fd
+
+
+def _check_not_in_use(run_dir: Path) -> None:
+    """A one-line RunDirError when a live process holds `run_dir`'s lock (`lock_run_dir` takes it for good
+    later; this only looks, so that a second run is refused before it loads anything)."""
+    try:
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDONLY)
+    except OSError:  # no lock file (or no folder): nobody holds it
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 100).decode(errors="replace").strip() or "another process"
+        raise RunDirError(f"{run_dir} is in use by {holder}; wait for it to finish or stop it") from None
+    finally:
+        os.close(fd)  # closing releases the shared lock taken to look
 
 
 def unlock_run_dir(run_dir: Path, fd: int | None) -> None:
