@@ -116,3 +116,39 @@ def test_writer_json_reads_back_in_pycocotools(tmp_path):
     assert [ref.loadCats([a["category_id"]])[0]["name"] for a in anns] == ["head", "helmet"]
     assert ref.getAnnIds(iscrowd=False) == [anns[0]["id"]]
     assert json.loads((tmp_path / "out/annotations/instances_val.json").read_text())["images"] == []
+
+
+def test_instances_carry_each_objects_mask_equal_to_pycocotools(tmp_path):
+    """Target "instances": polygons and an RLE decoded as pycocotools' annToMask does, one mask per kept box,
+    the masks of dropped classes and degenerate boxes left out with them; no segmentation is one line."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((8, 20), np.uint8), ((4, 20), (4, 8)))))
+    rle["counts"] = rle["counts"].decode()
+    annotations = [
+        {"id": 10, "image_id": 1, "category_id": PERSON, "bbox": [2.0, 3.0, 10.0, 12.0], "iscrowd": 0,
+         "segmentation": [[2, 3, 12, 3, 12, 15, 2, 15]], "area": 1},
+        {"id": 12, "image_id": 1, "category_id": DOG, "bbox": [0.0, 10.0, 0.0, 4.0], "iscrowd": 0,  # empty: dropped
+         "segmentation": [[0, 10, 1, 10, 1, 14]], "area": 1},
+        {"id": 13, "image_id": 1, "category_id": DOG, "bbox": [20.0, 2.0, 6.0, 9.0], "iscrowd": 0,
+         "segmentation": [[20, 2, 26, 2, 23, 11]], "area": 1},
+        {"id": 20, "image_id": 2, "category_id": CAR, "bbox": [4.0, 4.0, 20.0, 8.0], "iscrowd": 0,
+         "segmentation": rle, "area": 1},
+    ]
+    write_instances(tmp_path, annotations)
+    cfg = DataConfig(name="coco", root=str(tmp_path / "images"), ann=str(tmp_path / "instances.json"),
+                     val_fraction=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        splits = coco(cfg, target="instances")
+    reference = _reference(tmp_path / "instances.json")
+    by_path = {r.path.rsplit("/", 1)[-1]: i for i, r in enumerate(splits.train.records)}
+    for image_id, kept in ((1, [10, 13]), (2, [20])):
+        target = splits.train.target(by_path[f"{image_id:04d}.png"])
+        expected = np.stack([reference.annToMask(reference.anns[a]) for a in kept])
+        assert target["masks"].shape == expected.shape and np.array_equal(target["masks"].numpy(), expected)
+        assert len(target["masks"]) == len(target["boxes"]) == len(target["labels"])
+    annotations[0].pop("segmentation")
+    write_instances(tmp_path, annotations)
+    with pytest.raises(DataError, match="annotation 10 has no segmentation"):
+        coco(cfg, target="instances")

@@ -153,3 +153,42 @@ def test_mask_rcnn_asks_the_data_for_instance_masks_and_only_it_does():
     with pytest.raises(DataError, match="not 'instances'"):
         task.build_data(build_config(task="detect", **{"model.name": "maskrcnn_resnet50_fpn", "data.name": "voc",
                                                        "data.root": "nowhere"}))
+
+
+def test_mask_rcnn_batches_from_a_coco_folder_carry_masks_moved_with_their_boxes(tmp_path):
+    """Target "instances" through the file loader's train transforms: each mask is resized and flipped with its
+    image, and still lies inside its box (torchvision's v2 transforms and SanitizeBoundingBoxes keep them aligned)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    from zrenie.config import build_config
+    from zrenie.data.builtin.shapes import SHAPE_KINDS, shape_scenes
+    from zrenie.tasks import get_task
+
+    (tmp_path / "images").mkdir()
+    images, anns = [], []
+    for i, scene in enumerate(shape_scenes(10, 48, 3, seed=2), 1):
+        Image.fromarray(scene.image.transpose(1, 2, 0)).save(tmp_path / "images" / f"{i}.png")
+        images.append({"id": i, "file_name": f"{i}.png", "width": 48, "height": 48})
+        for mask, (x1, y1, x2, y2), label in zip(scene.masks, scene.boxes.tolist(), scene.labels.tolist()):
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": label + 1, "iscrowd": 0,
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "segmentation": {**rle, "counts": rle["counts"].decode()}})
+    (tmp_path / "ann.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": [
+        {"id": k + 1, "name": name} for k, name in enumerate(SHAPE_KINDS[:3])]}))
+    cfg = build_config(task="detect", **{"model.name": "maskrcnn_resnet50_fpn", "data.name": "coco",
+                                         "data.root": str(tmp_path / "images"), "data.ann": str(tmp_path / "ann.json"),
+                                         "data.size": 64, "data.workers": 0, "data.batch_size": 6,
+                                         "data.val_fraction": 0.2})
+    task = get_task("detect")
+    splits = task.build_data(cfg)
+    batch = next(iter(task.build_loader(splits, "train", cfg, torch.device("cpu"), train=True)))
+    for image, target in zip(batch["image"], batch["target"]):
+        masks, boxes = target["masks"].as_subclass(torch.Tensor), target["boxes"].as_subclass(torch.Tensor)
+        assert masks.shape == (len(boxes), *image.shape[-2:]) and len(boxes) == len(target["labels"])
+        for mask, (x1, y1, x2, y2) in zip(masks, boxes.tolist()):
+            ys, xs = mask.nonzero(as_tuple=True)
+            assert len(xs) and xs.min() >= x1 - 1 and xs.max() < x2 + 1 and ys.min() >= y1 - 1 and ys.max() < y2 + 1

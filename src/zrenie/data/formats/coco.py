@@ -35,6 +35,9 @@ Boxes reaching outside the image are clipped to it and empty ones dropped, count
 (`data.strict=true`: a DataError). An annotation whose `category_id` is not among the JSON's categories,
 or without a `bbox` of four numbers, is a DataError naming the JSON. `read_coco_boxes` and `write_coco`
 are what `zrenie detect convert` reads and writes.
+
+Instances (target "instances", Mask R-CNN): the boxes as above, each with its object's `segmentation`
+(polygons or RLE) decoded into a mask when its image is read; an annotation without one is a DataError.
 """
 
 from __future__ import annotations
@@ -253,8 +256,9 @@ def _box_of(annotation: dict, where: str) -> list[float]:
 
 
 def read_coco_boxes(ann_path: str | Path, image_root: str | Path, categories: list[str | int] | None = None,
-                    strict: bool = False) -> BoxSource:
-    """The boxes of an instances JSON as one part, "train" (see the module docstring for the rules)."""
+                    strict: bool = False, masks: bool = False) -> BoxSource:
+    """The boxes of an instances JSON as one part, "train" (see the module docstring for the rules); with
+    `masks`, each box's segmentation too (`BoxRecord.segments`)."""
     ann_path, image_root = Path(ann_path).expanduser(), Path(image_root).expanduser()
     instances = load_instances(ann_path)
     names, index = choose_categories(instances, categories, limit=None)
@@ -263,7 +267,7 @@ def read_coco_boxes(ann_path: str | Path, image_root: str | Path, categories: li
         entry = instances.imgs[image_id]
         if not all(k in entry for k in ("file_name", "height", "width")):
             raise DataError(f"dataset 'coco': {ann_path}: image {image_id} lacks file_name, height or width")
-        boxes, labels, crowd = [], [], []
+        boxes, labels, crowd, segments = [], [], [], []
         for a in instances.imgToAnns.get(image_id, []):
             if a.get("category_id") not in instances.cats:
                 raise DataError(f"{ann_path}: annotation {a.get('id')} has category_id {a.get('category_id')!r}, "
@@ -272,13 +276,18 @@ def read_coco_boxes(ann_path: str | Path, image_root: str | Path, categories: li
                 boxes.append(_box_of(a, str(ann_path)))
                 labels.append(index[a["category_id"]] - 1)  # no background entry among box classes
                 crowd.append(bool(a.get("iscrowd", 0)))
+                if masks:
+                    if not a.get("segmentation"):
+                        raise DataError(f"{ann_path}: annotation {a.get('id')} has no segmentation; instance "
+                                        f"masks (Mask R-CNN) need one for every object")
+                    segments.append(a["segmentation"])
         path = image_root / entry["file_name"]
         if not path.is_file():
             missing.append(str(path))
             continue
         record = BoxRecord(str(path), int(entry["width"]), int(entry["height"]),
                            np.array(boxes, np.float64).reshape(-1, 4), np.array(labels, np.int64),
-                           np.array(crowd, bool))
+                           np.array(crowd, bool), segments if masks else None)
         records.append(fixes.apply(record, f"{ann_path} (image {image_id}, {entry['file_name']})"))
     warn_missing("coco", missing, strict, str(ann_path))
     fixes.warn("coco")
@@ -311,7 +320,7 @@ def write_coco(classes: list[str], parts: Parts, dst: Path, link: bool = False, 
         (dst / "annotations" / f"instances_{part}.json").write_text(json.dumps(data))
 
 
-@DATASETS.register("coco", tags=("mask", "boxes"))
+@DATASETS.register("coco", tags=("mask", "boxes", "instances"))
 def coco(cfg: DataConfig, target: str = "mask") -> DatasetSplits:
     """COCO instances as masks (target "mask") or boxes (target "boxes") of `data.categories` (see the
     module docstring for the keys and rules).
@@ -325,8 +334,9 @@ def coco(cfg: DataConfig, target: str = "mask") -> DatasetSplits:
     image_root, ann_path = Path(cfg.root).expanduser(), Path(cfg.ann).expanduser()
     if not image_root.is_dir():
         raise DataError(f"dataset 'coco': data.root {image_root} is not a folder ({USAGE})")
-    if target == "boxes":
-        source = read_coco_boxes(ann_path, image_root, parse_categories(cfg.categories), cfg.strict)
+    if target in ("boxes", "instances"):
+        source = read_coco_boxes(ann_path, image_root, parse_categories(cfg.categories), cfg.strict,
+                                 masks=target == "instances")
         if not source.parts["train"]:
             raise DataError(f"dataset 'coco': none of the images of {ann_path} is in {image_root}")
         splits = arrange_splits(source.parts, cfg, "coco")

@@ -47,6 +47,8 @@ class BoxRecord:
         boxes: float64 [k, 4] (x1, y1, x2, y2) absolute pixel edges.
         labels: int64 [k] class indices.
         iscrowd: bool [k]: COCO crowd regions and VOC `difficult` objects, which evaluation ignores.
+        segments: k COCO segmentations (polygons or RLE), one per box, for instance masks; None when the
+            source gives none (VOC, YOLO, COCO read for boxes alone).
     """
 
     path: str
@@ -55,6 +57,14 @@ class BoxRecord:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     iscrowd: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    segments: list | None = None
+
+    def select(self, keep: np.ndarray, **changed: Any) -> "BoxRecord":
+        """The record with only the objects where `keep` (bool [k]) is set; `changed` replaces fields first."""
+        record = dataclasses.replace(self, **changed)
+        segments = None if self.segments is None else [s for s, k in zip(self.segments, keep) if k]
+        return dataclasses.replace(record, boxes=record.boxes[keep], labels=record.labels[keep],
+                                   iscrowd=record.iscrowd[keep], segments=segments)
 
 
 Parts = dict[str, list[BoxRecord]]
@@ -75,7 +85,8 @@ class BoxFileDataset(Dataset):
     """(image, {"boxes", "labels", "iscrowd"}) samples decoded per access.
 
     The target holds `boxes` (`tv_tensors.BoundingBoxes` XYXY, canvas the image), `labels` (int64 [k]) and
-    `iscrowd` (bool [k]). `transform` is set by the loader and moves the boxes with the image.
+    `iscrowd` (bool [k]), and `masks` (`tv_tensors.Mask` uint8 [k, H, W]) when the records carry segmentations.
+    `transform` is set by the loader and moves the boxes and masks with the image.
 
     Args:
         records: one per image.
@@ -99,9 +110,17 @@ class BoxFileDataset(Dataset):
 
         r = self.records[index]
         boxes = torch.as_tensor(r.boxes, dtype=torch.float32).reshape(-1, 4)
-        return {"boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(r.height, r.width)),
-                "labels": torch.as_tensor(r.labels, dtype=torch.int64),
-                "iscrowd": torch.as_tensor(r.iscrowd, dtype=torch.bool)}
+        target = {"boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(r.height, r.width)),
+                  "labels": torch.as_tensor(r.labels, dtype=torch.int64),
+                  "iscrowd": torch.as_tensor(r.iscrowd, dtype=torch.bool)}
+        if r.segments is not None:
+            from zrenie.data.formats.coco import decode_segmentation
+
+            masks = np.zeros((len(r.segments), r.height, r.width), np.uint8)
+            for i, segment in enumerate(r.segments):
+                masks[i] = decode_segmentation(segment, r.height, r.width, f"{r.path} object {i}")
+            target["masks"] = tv_tensors.Mask(torch.from_numpy(masks))
+        return target
 
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
         r = self.records[index]
@@ -161,8 +180,7 @@ class BoxFixes:
             self.clipped += int((outside & keep).sum())
             self.dropped += int((~keep).sum())
             self.example = self.example or where
-        return dataclasses.replace(record, boxes=boxes[keep], labels=record.labels[keep],
-                                   iscrowd=record.iscrowd[keep])
+        return record.select(keep, boxes=boxes)
 
     def warn(self, dataset: str) -> None:
         if self.clipped or self.dropped:
@@ -235,8 +253,7 @@ def choose_classes(classes: Sequence[str], wanted: list[str | int] | None) -> tu
 def relabel(record: BoxRecord, lookup: np.ndarray) -> BoxRecord:
     """The record with labels mapped through `lookup` and the objects of dropped classes (-1) left out."""
     new = lookup[record.labels] if len(record.labels) else record.labels
-    keep = new >= 0
-    return dataclasses.replace(record, boxes=record.boxes[keep], labels=new[keep], iscrowd=record.iscrowd[keep])
+    return record.select(new >= 0, labels=new)
 
 
 def arrange_splits(parts: Parts, cfg: DataConfig, dataset: str) -> dict[str, list[BoxRecord]]:
