@@ -13,11 +13,15 @@ torchvision's detectors do) and any of its own keyword arguments (`model.kwargs.
         with scores >= conf, class-aware NMS at IoU `iou` (through `self.nms`), at most max_det.
 
 `nms` is a plain attribute, "torchvision" (default) or "zrenie", set by the task from `detect.nms`.
+
+The built-in detectors (`OneForward` subclasses) compute both from one forward pass: `losses` and `detect`
+take its `outputs=`, and `losses_and_detections` runs it once for validation. Torchvision's detectors
+compute losses in train mode only, so there it is two passes.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -68,6 +72,28 @@ def stack_images(images: Tensor | Sequence[Tensor], name: str) -> Tensor:
         raise ShapeError(f"{name} takes a batch of images of one size, got {sorted(sizes)}; "
                          f"set data.size to resize them")
     return torch.stack(list(images))
+
+
+class OneForward(nn.Module):
+    """A detector whose `losses(images, targets, outputs=None)` and `detect(..., outputs=None)` read the same
+    `forward(images)` outputs, so that validation runs it once (`losses_and_detections`)."""
+
+    detector_name = "detector"
+
+    def outputs_of(self, images: Tensor | Sequence[Tensor], outputs: Any = None) -> tuple[Tensor, Any]:
+        """The image batch and the forward outputs (computed here unless given)."""
+        images = stack_images(images, self.detector_name)
+        return images, self(images) if outputs is None else outputs
+
+
+def losses_and_detections(model: nn.Module, images: Tensor | Sequence[Tensor], targets: Sequence[dict],
+                          conf: float, iou: float, max_det: int) -> tuple[dict[str, Tensor], list[Detections]]:
+    """A validation step's losses and detections: one forward pass for a `OneForward` detector, two otherwise."""
+    if isinstance(model, OneForward):
+        images, outputs = model.outputs_of(images)
+        return (model.losses(images, targets, outputs=outputs),
+                model.detect(images, conf=conf, iou=iou, max_det=max_det, outputs=outputs))
+    return model.losses(images, targets), model.detect(images, conf=conf, iou=iou, max_det=max_det)
 
 
 def per_channel(values: Sequence[float], channels: int, name: str) -> list[float]:

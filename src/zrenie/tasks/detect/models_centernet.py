@@ -11,7 +11,7 @@ peaks also go through `select_detections` (class-aware NMS), which only ever rem
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from zrenie.errors import ConfigError
 from zrenie.nn.layers import ConvBNAct
 from zrenie.registry import MODELS
 from zrenie.tasks.detect.backbone import DEFAULT_BACKBONE, FeatureBackbone, TopDownNeck
-from zrenie.tasks.detect.base import Detections, InputNormalize, select_detections, stack_images
+from zrenie.tasks.detect.base import Detections, InputNormalize, OneForward, select_detections
 
 STRIDE = 4
 PRIOR = 0.1  # initial heatmap probability: the bias -log((1 - p) / p) = -2.19 of the paper
@@ -87,7 +87,7 @@ def focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float =
     return -(pos_loss + neg_loss) / pos.sum().clamp_min(1)
 
 
-class CenterNet(nn.Module):
+class CenterNet(OneForward):
     """Backbone -> FPN-style neck at stride 4 -> heatmap, size and offset heads.
 
     Args:
@@ -98,6 +98,8 @@ class CenterNet(nn.Module):
         head_channels: channels of the neck and of each head's hidden layer.
         backbone_kwargs: the backbone builder's own options.
     """
+
+    detector_name = "centernet"
 
     def __init__(self, num_classes: int, in_channels: int = 3, mean: Sequence[float] = (0.5,),
                  std: Sequence[float] = (0.25,), backbone: str = DEFAULT_BACKBONE, width: int = 16,
@@ -127,10 +129,10 @@ class CenterNet(nn.Module):
         x = self.neck(self.backbone(self.normalize(images)))[0]
         return self.heatmap(x), self.size(x), self.offset(x)
 
-    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict]) -> dict[str, Tensor]:
+    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict], outputs: Any = None
+               ) -> dict[str, Tensor]:
         """The focal heatmap loss plus 0.1 x L1 sizes plus L1 offsets, as the paper."""
-        images = stack_images(images, "centernet")
-        heat, size, offset = self(images)
+        images, (heat, size, offset) = self.outputs_of(images, outputs)
         b, k, h, w = heat.shape
         boxes, labels, image_index = _flatten_targets(targets, images.device)
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / STRIDE
@@ -152,9 +154,8 @@ class CenterNet(nn.Module):
 
     @torch.no_grad()
     def detect(self, images: Tensor | Sequence[Tensor], conf: float = 0.05, iou: float = 0.5,
-               max_det: int = 100) -> list[Detections]:
-        images = stack_images(images, "centernet")
-        heat, size, offset = self(images)
+               max_det: int = 100, outputs: Any = None) -> list[Detections]:
+        images, (heat, size, offset) = self.outputs_of(images, outputs)
         return [select_detections(*peaks, conf, iou, max_det, self.nms)
                 for peaks in decode_peaks(heat.float().sigmoid(), size.float(), offset.float(), max(max_det, TOP_K),
                                           images.shape[-2:])]

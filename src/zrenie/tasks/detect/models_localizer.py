@@ -8,7 +8,7 @@ scale-aware pixel loss with an overlap loss. An image must hold exactly one obje
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,12 +18,12 @@ from zrenie.errors import DataError
 from zrenie.ops import box_convert, generalized_box_iou
 from zrenie.registry import MODELS
 from zrenie.tasks.detect.backbone import DEFAULT_BACKBONE, FeatureBackbone
-from zrenie.tasks.detect.base import Detections, InputNormalize, stack_images
+from zrenie.tasks.detect.base import Detections, InputNormalize, OneForward
 
 HIDDEN = 128
 
 
-class Localizer(nn.Module):
+class Localizer(OneForward):
     """Backbone -> global average pool -> (class logits, box).
 
     Args:
@@ -34,6 +34,8 @@ class Localizer(nn.Module):
         box_weight: weight of the box loss against the classification loss.
         backbone_kwargs: the backbone builder's own options.
     """
+
+    detector_name = "localizer"
 
     def __init__(self, num_classes: int, in_channels: int = 3, mean: Sequence[float] = (0.5,),
                  std: Sequence[float] = (0.25,), backbone: str = DEFAULT_BACKBONE, width: int = 16,
@@ -52,9 +54,9 @@ class Localizer(nn.Module):
         h = self.hidden(F.adaptive_avg_pool2d(deepest, 1))
         return self.classifier(h), box_convert(self.box(h).sigmoid(), "cxcywh", "xyxy")
 
-    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict]) -> dict[str, Tensor]:
-        images = stack_images(images, "localizer")
-        logits, boxes = self(images)
+    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict], outputs: Any = None
+               ) -> dict[str, Tensor]:
+        images, (logits, boxes) = self.outputs_of(images, outputs)
         labels, true = one_box_each(targets, images.shape[-2:])
         cls_loss = F.cross_entropy(logits.float(), labels.to(logits.device))
         true = true.to(boxes.device)
@@ -65,10 +67,9 @@ class Localizer(nn.Module):
 
     @torch.no_grad()
     def detect(self, images: Tensor | Sequence[Tensor], conf: float = 0.05, iou: float = 0.5,
-               max_det: int = 100) -> list[Detections]:
+               max_det: int = 100, outputs: Any = None) -> list[Detections]:
         """One detection per image (its most likely class and the box), kept when its probability >= conf."""
-        images = stack_images(images, "localizer")
-        logits, boxes = self(images)
+        images, (logits, boxes) = self.outputs_of(images, outputs)
         scores, labels = logits.float().softmax(1).max(1)
         h, w = images.shape[-2:]
         boxes = boxes.float() * torch.tensor([w, h, w, h], device=boxes.device, dtype=torch.float32)

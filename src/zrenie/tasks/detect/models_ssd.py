@@ -19,7 +19,7 @@ which no object here reaches): squares of 13, 19, 29, 36, 45 and 52 pixels plus 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,7 @@ from zrenie.nn.layers import ConvBNAct
 from zrenie.ops.anchors import default_boxes, num_default_boxes
 from zrenie.registry import MODELS
 from zrenie.tasks.detect.backbone import DEFAULT_BACKBONE, FeatureBackbone, TopDownNeck
-from zrenie.tasks.detect.base import Detections, InputNormalize, select_detections, stack_images
+from zrenie.tasks.detect.base import Detections, InputNormalize, OneForward, select_detections
 from zrenie.tasks.detect.box_coder import SSD_VARIANCES, assign_targets, decode
 
 STRIDES = (8, 16, 32)
@@ -92,7 +92,7 @@ def ssd_loss(class_logits: Tensor, offsets: Tensor, target_classes: Tensor, targ
     return {"loss": class_loss + box_loss, "classification": class_loss.detach(), "box": box_loss.detach()}
 
 
-class SSD(nn.Module):
+class SSD(OneForward):
     """Backbone -> (neck) -> one 3x3 classification and one 3x3 box conv per level.
 
     Args:
@@ -111,6 +111,8 @@ class SSD(nn.Module):
         iou_threshold, neg_pos_ratio, variances: matching threshold, hard negative mining ratio, box coder.
         backbone_kwargs: the backbone builder's own options.
     """
+
+    detector_name = "ssd"
 
     def __init__(self, num_classes: int, in_channels: int = 3, mean: Sequence[float] = (0.5,),
                  std: Sequence[float] = (0.25,), backbone: str = DEFAULT_BACKBONE, width: int = 16,
@@ -201,19 +203,18 @@ class SSD(nn.Module):
             offsets.append(o)
         return torch.stack(classes), torch.stack(offsets)
 
-    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict]) -> dict[str, Tensor]:
+    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict], outputs: Any = None
+               ) -> dict[str, Tensor]:
         """Smooth-L1 on the positives' offsets + cross-entropy with 3:1 hard negatives, per positive."""
-        images = stack_images(images, "ssd")
-        logits, offsets, sizes = self(images)
+        images, (logits, offsets, sizes) = self.outputs_of(images, outputs)
         anchors = self.default_boxes(images.shape[-2:], sizes, images.device)
         target_classes, target_offsets = self.targets(targets, anchors)
         return ssd_loss(logits, offsets, target_classes, target_offsets, self.neg_pos_ratio)
 
     @torch.no_grad()
     def detect(self, images: Tensor | Sequence[Tensor], conf: float = 0.05, iou: float = 0.5,
-               max_det: int = 100) -> list[Detections]:
-        images = stack_images(images, "ssd")
-        logits, offsets, sizes = self(images)
+               max_det: int = 100, outputs: Any = None) -> list[Detections]:
+        images, (logits, offsets, sizes) = self.outputs_of(images, outputs)
         anchors = self.default_boxes(images.shape[-2:], sizes, images.device)
         h, w = images.shape[-2:]
         limit = torch.tensor([w, h, w, h], device=images.device, dtype=torch.float32)

@@ -8,7 +8,7 @@ boxes and which prediction learns which object.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from zrenie.errors import ConfigError
 from zrenie.registry import MODELS
 from zrenie.tasks.detect.backbone import DEFAULT_BACKBONE, FeatureBackbone, TopDownNeck
-from zrenie.tasks.detect.base import Detections, InputNormalize, per_channel, select_detections, stack_images
+from zrenie.tasks.detect.base import Detections, InputNormalize, OneForward, per_channel, select_detections
 from zrenie.tasks.detect.models_yolo_anchor import DEFAULT_ANCHORS, DEFAULT_STRIDES, IGNORE_IOU, YOLOAnchorHead
 from zrenie.tasks.detect.models_yolo_v1 import LAMBDA_COORD, LAMBDA_NOOBJ, YOLOv1Head
 
@@ -24,7 +24,7 @@ VERSIONS = ("v1", "anchor")
 V1_STRIDE = 16  # an 8 x 8 grid on the 128-pixel `shapes` scenes (the paper: 7 x 7 on 448 pixels)
 
 
-class YOLO(nn.Module):
+class YOLO(OneForward):
     """Normalise, backbone, neck, and a head that knows its loss and its candidate boxes.
 
     Args:
@@ -34,6 +34,8 @@ class YOLO(nn.Module):
         strides: the neck strides whose maps the head reads, in the head's order.
         mean, std: per channel, of the dataset.
     """
+
+    detector_name = "yolo"
 
     def __init__(self, head: nn.Module, backbone: FeatureBackbone, neck: TopDownNeck, strides: Sequence[int],
                  mean: Sequence[float], std: Sequence[float]):
@@ -52,16 +54,17 @@ class YOLO(nn.Module):
         maps = self.neck(self.backbone(self.normalize(images)))
         return self.head([maps[i] for i in self.levels])
 
-    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict]) -> dict[str, Tensor]:
-        images = stack_images(images, "yolo")
-        return self.head.loss(self(images), targets, images.shape[-2:])
+    def losses(self, images: Tensor | Sequence[Tensor], targets: Sequence[dict], outputs: Any = None
+               ) -> dict[str, Tensor]:
+        images, outputs = self.outputs_of(images, outputs)
+        return self.head.loss(outputs, targets, images.shape[-2:])
 
     @torch.no_grad()
     def detect(self, images: Tensor | Sequence[Tensor], conf: float = 0.05, iou: float = 0.5,
-               max_det: int = 100) -> list[Detections]:
-        images = stack_images(images, "yolo")
+               max_det: int = 100, outputs: Any = None) -> list[Detections]:
+        images, outputs = self.outputs_of(images, outputs)
         return [select_detections(*c, conf, iou, max_det, self.nms)
-                for c in self.head.candidates(self(images), images.shape[-2:])]
+                for c in self.head.candidates(outputs, images.shape[-2:])]
 
 
 @MODELS.register("yolo", tags=("detect",))

@@ -14,7 +14,7 @@ from zrenie.data.base import DatasetSplits
 from zrenie.engine.evaluate import autocast_factory, evaluate, resolve_amp
 from zrenie.errors import ConfigError
 from zrenie.tasks import Task, register_task
-from zrenie.tasks.detect.base import NMS_BACKENDS
+from zrenie.tasks.detect.base import NMS_BACKENDS, losses_and_detections
 from zrenie.tasks.detect.models_torchvision import SPECS as TORCHVISION_DETECTORS
 from zrenie.tasks.detect.predict import DetectionResult
 
@@ -38,7 +38,7 @@ class DetectConfig:
 
 
 class DetectStep:
-    """`model.losses` in training; losses and `model.detect` in evaluation."""
+    """`model.losses` in training; losses and `model.detect` in evaluation (one forward pass where the model allows)."""
 
     def __init__(self, classes: Sequence[str], own: DetectConfig, single_object: bool = False, examples: int = 0,
                  masks: bool = False):
@@ -52,9 +52,9 @@ class DetectStep:
     def eval_step(self, models: dict[str, nn.Module], batch: dict) -> dict:
         model, own = models["model"], self.own
         model.nms = own.nms
-        loss = model.losses(batch["image"], batch["target"])["loss"]
-        detections = model.detect(batch["image"], conf=own.conf, iou=own.iou, max_det=own.max_det)
-        return {"loss": loss, "detections": [{k: v.float() if k != "labels" else v for k, v in d.items()}
+        losses, detections = losses_and_detections(model, batch["image"], batch["target"], own.conf, own.iou,
+                                                   own.max_det)
+        return {"loss": losses["loss"], "detections": [{k: v.float() if k != "labels" else v for k, v in d.items()}
                                              for d in detections]}
 
     def new_metric(self):
