@@ -82,7 +82,7 @@ def test_parameter_count_and_heads_worked_out_by_hand():
         heads += 64 * 64 * 9 + 2 * 64 + 64 * out + out
     assert sum(p.numel() for p in model.heatmap.parameters()) + sum(p.numel() for p in model.size.parameters()) + \
         sum(p.numel() for p in model.offset.parameters()) == heads
-    assert float(model.heatmap[-1].bias[0]) == pytest.approx(-math.log(9), rel=1e-6)
+    assert float(model.heatmap[-1].bias[0].detach()) == pytest.approx(-math.log(9), rel=1e-6)
 
 
 def test_centernet_overfits_one_image_and_finds_its_boxes():

@@ -28,6 +28,7 @@ def test_small_images_are_enlarged_by_a_whole_factor_before_drawing():
 
 def test_instance_masks_are_tinted_and_written_as_coco_rle(tmp_path):
     import json
+    import warnings
 
     import numpy as np
     from pycocotools import mask as mask_utils
@@ -45,5 +46,7 @@ def test_instance_masks_are_tinted_and_written_as_coco_rle(tmp_path):
     assert picture[25 * f, 40 * f].any() and picture[70 * f, 90 * f].any() and not picture[95 * f, 5 * f].any()
     path = write_coco_results([result], tmp_path)
     segms = [d["segmentation"] for d in json.loads(path.read_text())]
-    decoded = mask_utils.decode([{"size": s["size"], "counts": s["counts"].encode()} for s in segms])
+    with warnings.catch_warnings():  # pycocotools trips NumPy 2's notice about __array__(copy=)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = mask_utils.decode([{"size": s["size"], "counts": s["counts"].encode()} for s in segms])
     assert np.array_equal(decoded.transpose(2, 0, 1).astype(bool), masks.numpy())

@@ -23,6 +23,7 @@ k / 10 (the common `np.arange(0, 1.1, 0.1)` makes 0.3 into 0.30000000000000004).
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -347,8 +348,12 @@ def encode_masks(masks: Tensor | np.ndarray, threshold: float = 0.5) -> list[dic
 
     if isinstance(masks, Tensor):
         masks = masks.detach().as_subclass(Tensor).cpu().numpy()
+    if not len(masks):
+        return []
     binary = (masks > threshold) if masks.dtype != bool else masks
-    return list(mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0).astype(np.uint8)))) if len(masks) else []
+    with warnings.catch_warnings():  # pycocotools trips NumPy 2's notice about __array__(copy=)
+        warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+        return list(mask_utils.encode(np.asfortranarray(binary.transpose(1, 2, 0).astype(np.uint8))))
 
 
 def coco_from_tensors(targets: list[dict], detections: list[dict], classes: list[str],
