@@ -54,10 +54,23 @@ def fit_run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
         from zrenie.report.run_report import write_run_report
 
         info = {"wall_time_s": wall, "counts": data.counts(), "num_classes": len(data.classes)}
-        report = write_run_report(run_dir, f"classic: {name} on {cfg.data.name}", to_dict(cfg), test, sections, info,
-                                  val_metrics=val, model_file=MODEL_FILE)
+        report = write_run_report(run_dir, f"classic: {name} on {cfg.data.name}", _used_config(to_dict(cfg)), test,
+                                  sections, info, val_metrics=val, model_file=MODEL_FILE)
     return {"run_dir": run_dir, "val": val, "test": test, "report": report,
             "best_params": None if searched is None else _plain(searched.best_params_)}
+
+
+USED_KEYS = {"data": ("name", "root", "num_samples", "num_classes", "size", "val_fraction", "seed"),
+             "model": ("name",)}
+
+
+def _used_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The keys a classic run reads, for the report (config.yaml keeps them all): the engine's (epochs, optim,
+    AMP ...) would only be noise there."""
+    shown = {k: config[k] for k in ("task", "out", "seed", "threads", "classic")}
+    for section, keys in USED_KEYS.items():
+        shown[section] = {k: config[section][k] for k in keys}
+    return shown
 
 
 def _print_header(cfg: TrainConfig, data: Any, scoring: str | None) -> None:
