@@ -112,8 +112,8 @@ class DataConfig:
         "help": "most objects per scene of procedural detection data (shapes: 4, digit_scenes: 1), >= 1 "
                 "(null: the dataset's default)", "range": ">= 1"})
     mosaic: float = field(default=0.0, metadata={
-        "help": "detection: probability that a training image is a 2x2 mosaic of four (YOLOv4), in [0, 1]; "
-                "data held in memory only", "range": "in [0, 1]"})
+        "help": "detection: probability that a training image is a 2x2 mosaic of four of its batch (YOLOv4), "
+                "in [0, 1]; files need data.size", "range": "in [0, 1]"})
     seed: int = field(default=0, metadata={"help": "seed of the split and of procedural data, >= 0",
                                            "range": ">= 0"})
     sampler: str = field(default="random", metadata={

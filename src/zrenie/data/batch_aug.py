@@ -232,8 +232,9 @@ def mosaic(images: Tensor, targets: list[dict], generator: torch.Generator, p: f
 
     Args:
         images: Tensor[B, C, H, W] float.
-        targets: B dicts {"boxes": Tensor[k, 4] XYXY absolute pixel edges, "labels": Tensor[k]}, and
-            optionally "masks" Tensor[k, H, W] instance masks, resized with their image (nearest).
+        targets: B dicts {"boxes": Tensor[k, 4] XYXY absolute pixel edges, "labels": Tensor[k]}, optionally
+            "masks" Tensor[k, H, W] instance masks, resized with their image (nearest), and other per-object
+            values (Tensor[k]: "iscrowd" ...), kept with their boxes.
         generator: the source of every random number (drawn whatever `p`, so `p` changes no other draw order).
         p: probability that a sample is a mosaic, in [0, 1].
 
@@ -260,11 +261,10 @@ def mosaic(images: Tensor, targets: list[dict], generator: torch.Generator, p: f
             scale = torch.tensor([(x1 - x0) / w, (y1 - y0) / h] * 2, device=images.device)
             moved = targets[src]["boxes"].float() * scale + torch.tensor([x0, y0, x0, y0], device=images.device)
             keep = ((moved[:, 2] - moved[:, 0]) >= 1) & ((moved[:, 3] - moved[:, 1]) >= 1)
-            parts["boxes"].append(moved[keep])
-            parts["labels"].append(targets[src]["labels"][keep])
-            if "masks" in parts:
-                parts["masks"].append(_mask_into(targets[src]["masks"][keep.to(targets[src]["masks"].device)],
-                                                 (x0, y0, x1, y1), (h, w)))
+            for key, values in parts.items():  # boxes moved, masks resized, per-object values (labels...) kept
+                value = moved if key == "boxes" else targets[src][key].as_subclass(Tensor)
+                value = value[keep.to(value.device)]
+                values.append(_mask_into(value, (x0, y0, x1, y1), (h, w)) if key == "masks" else value)
         new_targets[i] = {key: torch.cat(values) for key, values in parts.items()}
     return out, new_targets
 

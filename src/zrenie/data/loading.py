@@ -210,13 +210,19 @@ class TensorLoader:
             else:
                 target = self.targets[idx].long() if self.kind == "mask" else self.targets[idx]
             if self.augment is not None:
-                g = torch.Generator(device=self.device)
-                g.manual_seed(((self.seed * 1_000_003 + self.epoch) * 100_003 + b) * 8 + rank)
-                x, target = self._augment(x, target, g)
+                x, target = self._augment(x, target, batch_generator(self.seed, self.epoch, b, rank, self.device))
             if self.normalize is not None:
                 x = self.normalize(x)
             x = x.contiguous(memory_format=memory_format_of(x, self.channels_last))
             yield {"image": x, "target": target, "index": idx}
+
+
+def batch_generator(seed: int, epoch: int, batch: int, rank: int, device: torch.device) -> torch.Generator:
+    """The generator of one batch's augmentation: it depends only on (seed, epoch, batch, rank), so a resumed
+    run draws what an uninterrupted one would."""
+    g = torch.Generator(device=device)
+    g.manual_seed(((seed * 1_000_003 + epoch) * 100_003 + batch) * 8 + rank)
+    return g
 
 
 class _Indexed(Dataset):
@@ -251,13 +257,15 @@ def collate(samples: list[tuple[int, Tensor, Any]]) -> dict:
 
 
 class FileLoader(TensorLoader):
-    """Batches of a file dataset through DataLoader workers, moved to the device and normalised."""
+    """Batches of a file dataset through DataLoader workers, moved to the device and normalised; with `mosaic`
+    (detection), a share of each batch becomes 2x2 mosaics of its images, as in-memory batches do."""
 
     def __init__(self, dataset: Dataset, device: torch.device, normalize: Normalize | None,
                  sampler: EpochBatches | PKBatches, seed: int = 0, workers: int = 2, channels_last: bool = False,
-                 collate_fn: Callable[[list], dict] = collate):
+                 collate_fn: Callable[[list], dict] = collate, mosaic: float = 0.0):
         self.dataset, self.device, self.normalize, self.sampler = dataset, device, normalize, sampler
         self.seed, self.workers, self.channels_last, self.collate_fn = seed, workers, channels_last, collate_fn
+        self.mosaic = mosaic
         self.epoch, self._skip = 0, 0
 
     def __iter__(self) -> Iterator[dict]:
@@ -268,13 +276,18 @@ class FileLoader(TensorLoader):
         loader = DataLoader(_Indexed(self.dataset), batch_sampler=batches, collate_fn=self.collate_fn,
                             generator=g, num_workers=self.workers, pin_memory=self.device.type == "cuda",
                             persistent_workers=False)
-        for batch in loader:
+        for b, batch in enumerate(loader, start):
             batch["image"] = _to_device(batch["image"], self.device)
+            batch["target"] = _to_device(batch["target"], self.device)
+            if self.mosaic > 0:
+                from zrenie.data.batch_aug import mosaic
+
+                g = batch_generator(self.seed, self.epoch, b, rank, self.device)
+                batch["image"], batch["target"] = mosaic(batch["image"], batch["target"], g, self.mosaic)
             if self.normalize is not None:
                 images = batch["image"]
                 batch["image"] = [self.normalize(im) for im in images] if isinstance(images, list) else \
                     self.normalize(images).contiguous(memory_format=memory_format_of(images, self.channels_last))
-            batch["target"] = _to_device(batch["target"], self.device)
             batch["index"] = batch["index"].to(self.device)
             yield batch
 
@@ -305,9 +318,10 @@ def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, devi
         augment = BatchAugment(cfg.data.augment, splits.image_size, splits.hflip,
                                mosaic=cfg.data.mosaic if kind == "boxes" else 0.0) if train else None
         return TensorLoader(dataset, device, norm, sampler, augment, cfg.seed, cfg.channels_last)
-    if train and cfg.data.mosaic > 0:
-        raise ConfigError(f"data.mosaic={cfg.data.mosaic}: mosaics are made from batches held in memory (shapes, "
-                          f"digit_scenes); {cfg.data.name} reads its images from files one at a time")
+    mosaic = cfg.data.mosaic if train and kind == "boxes" else 0.0
+    if mosaic > 0 and splits.image_size is None:
+        raise ConfigError(f"data.mosaic={cfg.data.mosaic}: mosaics tile images of one size, and {cfg.data.name} "
+                          f"keeps each image at its own; set data.size")
     from zrenie.data.transforms import eval_transform, native_transform, train_transform
 
     options = {} if kind == "class" else {"target": kind}
@@ -316,4 +330,5 @@ def build_loader(dataset: Dataset, splits: DatasetSplits, cfg: TrainConfig, devi
     else:
         dataset.transform = (train_transform(splits.image_size, cfg.data.augment, splits.hflip, **options) if train
                              else eval_transform(splits.image_size, **options))
-    return FileLoader(dataset, device, norm, sampler, cfg.seed, cfg.data.workers, cfg.channels_last, collate_fn)
+    return FileLoader(dataset, device, norm, sampler, cfg.seed, cfg.data.workers, cfg.channels_last, collate_fn,
+                      mosaic)
