@@ -130,3 +130,22 @@ def test_keys_lists_the_classic_section(capsys):
 
     with pytest.raises(ConfigError, match="classic.test_fraction"):
         build_config(task="classic", **{"classic.test_fraction": 1.0})
+
+
+def test_an_image_folder_becomes_feature_vectors_at_data_size(tmp_path):
+    """Files of several sizes are read as evaluation reads them (resized and centre-cropped to data.size)."""
+    from PIL import Image
+
+    from zrenie.tasks.classic.data import load_data
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(10):
+            size = (10 + i, 12 + 2 * i)
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    cfg = build_config(task="classic", **{"data.name": "image_folder", "data.root": str(tmp_path), "data.size": 8,
+                                          "data.workers": 0})
+    data = load_data(cfg)
+    assert data.classes == ["cat", "dog"] and data.x["train"].shape[1] == 3 * 8 * 8
+    assert sum(len(v) for v in data.y.values()) == 20

@@ -54,7 +54,7 @@ def is_table_path(name: str) -> bool:
     return Path(name).suffix.lower() in TABLE_SUFFIXES
 
 
-def load_data(cfg: Any, api: Any = None) -> ClassicData:
+def load_data(cfg: Any) -> ClassicData:
     """The run's data: `data.name` is `churn`, a CSV path, or an image dataset (zrenie list datasets)."""
     own = cfg.classic
     if cfg.data.name == "churn":
@@ -117,7 +117,12 @@ def _images(cfg: Any) -> ClassicData:
     splits = open_splits(cfg.data, target="class")
     x, y = {}, {}
     for split in ("train", "val", "test"):
-        images, labels = _stack(getattr(splits, split), split)
+        dataset = getattr(splits, split)
+        if not hasattr(dataset, "images") and splits.image_size is not None:  # files: as evaluation sees them
+            from zrenie.data.transforms import eval_transform
+
+            dataset.transform = eval_transform(splits.image_size)
+        images, labels = _stack(dataset, split)
         x[split], y[split] = image_features(images, cfg), labels
     return ClassicData(kind="image", x=x, y=y, classes=list(splits.classes))
 
