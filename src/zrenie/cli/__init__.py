@@ -18,8 +18,8 @@ EXAMPLES = """examples:
   zrenie classify eval runs/digits
   zrenie classify predict runs/digits img1.png img2.jpg
   zrenie classify export runs/digits runs/digits/model.safetensors
-  zrenie detect train detect_shapes_centernet                                  # object detection
-  zrenie classic search data=digits model=knn grid.n_neighbors=1,3,5,7        # classical ML
+  zrenie detect train detect_shapes_centernet                                   # object detection
+  zrenie classic search data=digits model=knn grid.n_neighbors=1,3,5,7          # classical ML
   zrenie compare runs/a runs/b --out compare.png
   zrenie list models
   zrenie imgproc gaussian_blur in.jpg out.png sigma=2
