@@ -63,7 +63,8 @@ def test_file_batches_get_the_same_mosaic_as_the_op(tmp_path):
     (tmp_path / "ann.json").write_text(json.dumps({"images": images, "annotations": anns,
                                                    "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
     keys = {"data.name": "coco", "data.root": str(tmp_path / "images"), "data.ann": str(tmp_path / "ann.json"),
-            "data.size": 32, "data.augment": "none", "data.workers": 0, "data.batch_size": 4, "data.val_fraction": 0.125}
+            "data.size": 32, "data.augment": "none", "data.workers": 0, "data.batch_size": 4,
+            "data.val_fraction": 0.125}
     batches = {}
     for p in (0.0, 1.0):
         cfg = build_config(task="detect", **keys, **{"data.mosaic": p})
