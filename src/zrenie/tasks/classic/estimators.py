@@ -14,7 +14,8 @@ lists values for a cross-validated grid search over them.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -80,6 +81,9 @@ def build_estimator(name: str, params: dict[str, Any], data: Any, seed: int, thr
         model.set_params(**{k: v for k, v in params.items() if k not in options})
         return Pipeline([("prep", _text_categories(data.categorical)), ("model", model)])
     model = model_class(name)(**_defaults(name, seed), **params)
+    if hasattr(model, "_parameter_constraints"):  # scikit-learn's own: values checked now, before any work
+        with parameter_errors(name):
+            model._validate_params()
     if data.kind == "table":
         from zrenie.tasks.classic.tabular import preprocessor
 
@@ -134,6 +138,28 @@ def parse_grid(name: str, grid: dict[str, Any]) -> dict[str, list]:
 def normalise_value(key: str, value: Any) -> Any:
     """`penalty=none` means no penalty, as YAML's null does."""
     return None if key == "penalty" and isinstance(value, str) and value.lower() == "none" else value
+
+
+@contextlib.contextmanager
+def parameter_errors(name: str) -> Iterator[None]:
+    """scikit-learn's and CatBoost's refusals of a parameter value (n_neighbors=0, depth=40) as one ConfigError."""
+    from catboost import CatBoostError
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        yield
+    except InvalidParameterError as err:
+        raise ConfigError(f"{name}: {str(err).splitlines()[0]}") from None
+    except CatBoostError as err:  # "path/to/options.cpp:128: Maximum tree depth is 16"
+        raise ConfigError(f"{name}: {str(err).rsplit(': ', 1)[-1]}") from None
+
+
+def check_scoring(scoring: str) -> None:
+    from sklearn.metrics import get_scorer_names
+
+    if scoring not in get_scorer_names():
+        raise ConfigError(f"config key 'classic.scoring': unknown score {scoring!r}; e.g. accuracy, roc_auc, f1, "
+                          f"balanced_accuracy, neg_log_loss (all: sklearn.metrics.get_scorer_names())")
 
 
 def search(pipeline: Any, grid: dict[str, list], data: Any, cv: int, scoring: str, fit_kwargs: dict[str, Any]) -> Any:

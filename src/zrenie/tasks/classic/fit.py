@@ -29,15 +29,17 @@ def fit_run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     pipeline = estimators.build_estimator(name, params, data, cfg.seed, cfg.threads)
     grid = estimators.parse_grid(name, own.grid) if own.grid else None
     scoring = own.scoring or ("roc_auc" if len(data.classes) == 2 else "accuracy")
+    estimators.check_scoring(scoring)
     _print_header(cfg, data, scoring if grid else None)
     fit_kwargs = estimators.fit_params(name, pipeline, data)
     searched = None
-    if grid:
-        searched = estimators.search(pipeline, grid, data, own.cv, scoring, fit_kwargs)
-        pipeline = searched.best_estimator_
-        print(f"best  {_plain(searched.best_params_)}  (mean CV {scoring} {searched.best_score_:.4f})")
-    else:
-        pipeline.fit(data.x["train"], data.y["train"], **fit_kwargs)
+    with estimators.parameter_errors(name):
+        if grid:
+            searched = estimators.search(pipeline, grid, data, own.cv, scoring, fit_kwargs)
+            pipeline = searched.best_estimator_
+            print(f"best  {_plain(searched.best_params_)}  (mean CV {scoring} {searched.best_score_:.4f})")
+        else:
+            pipeline.fit(data.x["train"], data.y["train"], **fit_kwargs)
     val, test = (score(pipeline, data, split) for split in ("val", "test"))
     wall = time.perf_counter() - start
     print("val   " + "  ".join(f"{k} {v:.4f}" for k, v in val.items()))
