@@ -154,3 +154,23 @@ def test_an_image_folder_becomes_feature_vectors_at_data_size(tmp_path):
     data = load_data(cfg)
     assert data.classes == ["cat", "dog"] and data.x["train"].shape[1] == 3 * 8 * 8
     assert sum(len(v) for v in data.y.values()) == 20
+
+
+@pytest.mark.parametrize("model", ["logreg", "knn", "boost"])
+def test_submit_loads_each_fitted_model_and_refuses_a_pickle_that_runs_code(model, tmp_path, capsys):
+    from unsafe_payloads import payloads
+
+    out = tmp_path / model
+    assert main(["classic", model, "data.num_samples=300", "classic.params.iterations=20" if model == "boost"
+                 else "classic.cv=5", f"out={out}"]) == 0
+    frame, _ = churn_table(20, 4)
+    frame.drop(columns=["target"]).to_csv(tmp_path / "new.csv", index=False)
+    assert main(["classic", "submit", str(out), str(tmp_path / "new.csv")]) == 0
+    marker = tmp_path / "pwned"
+    clean = (out / "model.pkl").read_bytes()
+    for name, payload in payloads(marker):
+        state = pickle.loads(clean)
+        state["pipeline"] = payload
+        (out / "model.pkl").write_bytes(pickle.dumps(state))
+        assert main(["classic", "submit", str(out), str(tmp_path / "new.csv")]) == 2, name
+        assert "refused" in capsys.readouterr().err and not marker.exists()

@@ -196,14 +196,34 @@ def _save_model(run_dir: Path, pipeline: Any, data: Any, cfg: TrainConfig) -> No
         pickle.dump(state, f)
 
 
+# What a fitted pipeline is made of. Anything else a pickle names (os.system, a module of the file's choosing)
+# is refused before it is imported or called; a pickle is still code, so load only runs you trust.
+PICKLE_PACKAGES = {"sklearn", "numpy", "scipy", "pandas", "catboost", "zrenie", "collections", "copyreg",
+                   "_codecs", "datetime"}
+PICKLE_BUILTINS = {"set", "frozenset", "slice", "range", "complex", "bytearray", "dict", "list", "tuple", "int",
+                   "float", "str", "bool", "bytes", "object"}
+PICKLE_DENIED = ("load", "pickle", "eval", "exec", "system", "popen", "spawn", "runstring", "import")  # in names
+
+
+class _PipelineUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        package = module.split(".")[0]
+        allowed = name in PICKLE_BUILTINS if package == "builtins" else package in PICKLE_PACKAGES
+        if not allowed or any(word in name.lower() for word in PICKLE_DENIED):
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a fitted pipeline does not hold")
+        return super().find_class(module, name)
+
+
 def load_model(run: str | Path) -> dict[str, Any]:
     path = Path(run) / MODEL_FILE if Path(run).is_dir() else Path(run)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; a classic run keeps its fitted model in {MODEL_FILE}")
     try:
         with open(path, "rb") as f:
-            state = pickle.load(f)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
+            state = _PipelineUnpickler(f).load()
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path}: refused: {err}") from None
+    except (EOFError, AttributeError, ImportError, ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: not a classic model file ({type(err).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != "zrenie.classic/1":
         raise CheckpointError(f"{path}: not a classic model file")

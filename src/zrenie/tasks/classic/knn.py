@@ -69,8 +69,9 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
-        self._fit_X = torch.from_numpy(np.ascontiguousarray(X))
-        self._codes = torch.from_numpy(codes.astype(np.int64))
+        # numpy, not torch: a fitted estimator pickles as plain arrays (torch tensors pickle through torch.load)
+        self._fit_X = np.ascontiguousarray(X)
+        self._codes = codes.astype(np.int64)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
@@ -84,10 +85,11 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "_fit_X")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        queries = torch.from_numpy(np.ascontiguousarray(X)).to(self._fit_X.dtype)
-        dist, idx = knn_search(queries, self._fit_X, self.n_neighbors, self.metric, self.batch_size)
+        base = torch.from_numpy(self._fit_X)
+        queries = torch.from_numpy(np.ascontiguousarray(X)).to(base.dtype)
+        dist, idx = knn_search(queries, base, self.n_neighbors, self.metric, self.batch_size)
         votes = vote_weights(dist.double(), self.weights)  # (Q, k)
-        labels = self._codes[idx]  # (Q, k)
+        labels = torch.from_numpy(self._codes)[idx]  # (Q, k)
         proba = torch.zeros(len(X), len(self.classes_), dtype=torch.float64)
         # neighbour by neighbour, nearest first: the order scikit-learn adds the votes in
         for j in range(labels.shape[1]):
