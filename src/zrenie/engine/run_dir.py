@@ -78,9 +78,10 @@ def lock_run_dir(run_dir: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 100).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise RunDirError(f"{run_dir} is in use by {holder}; wait for it to finish or stop it") from None
+        try:
+            raise _in_use(run_dir, fd) from None
+        finally:
+            os.close(fd)
     os.ftruncate(fd, 0)
     os.write(fd, f"process {os.getpid()}".encode())
     return fd
@@ -96,10 +97,15 @@ def _check_not_in_use(run_dir: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 100).decode(errors="replace").strip() or "another process"
-        raise RunDirError(f"{run_dir} is in use by {holder}; wait for it to finish or stop it") from None
+        raise _in_use(run_dir, fd) from None
     finally:
         os.close(fd)  # closing releases the shared lock taken to look
+
+
+def _in_use(run_dir: Path, fd: int) -> RunDirError:
+    """The refusal naming the process that holds `run_dir` (its lock file holds "process PID")."""
+    holder = os.read(fd, 100).decode(errors="replace").strip() or "another process"
+    return RunDirError(f"{run_dir} is in use by {holder}; wait for it to finish or stop it")
 
 
 def unlock_run_dir(run_dir: Path, fd: int | None) -> None:
